@@ -1,0 +1,299 @@
+// Package contract holds every name and type that crosses a bareflow process
+// boundary: task queues, workflow type names, signal and query names,
+// workflow-ID helpers and the input and result structs of each workflow.
+//
+// Other automations import this package to start bareflow workflows with the
+// Temporal SDK alone. It imports nothing that does I/O.
+package contract
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// TaskQueue is the default task queue served by bareflow workers. A site whose
+// machines are reachable only from inside runs workers on its own queue.
+const TaskQueue = "bareflow"
+
+// Workflow type names. They are registered explicitly so that renaming a Go
+// function never breaks the histories of running workflows.
+const (
+	WorkflowPower         = "bareflow.Power"
+	WorkflowSetBootDevice = "bareflow.SetBootDevice"
+	WorkflowPowerSync     = "bareflow.PowerSync"
+	WorkflowPowerStatus   = "bareflow.PowerStatus"
+)
+
+// Query and signal names.
+const (
+	// QueryStatus returns an OperationStatus for any operation workflow.
+	QueryStatus = "status"
+)
+
+// PowerSyncScheduleID is the ID of the Temporal schedule that refreshes the
+// power state of the fleet.
+const PowerSyncScheduleID = "bareflow-power-sync"
+
+// MachineWorkflowID is the workflow ID shared by every mutating operation on
+// one machine, so that two of them can never run at once.
+func MachineWorkflowID(machineID string) string { return "machine/" + machineID }
+
+// MachineIDFromWorkflowID returns the machine ID in a workflow ID made by
+// MachineWorkflowID, and false for any other workflow ID.
+func MachineIDFromWorkflowID(workflowID string) (string, bool) {
+	id, ok := strings.CutPrefix(workflowID, "machine/")
+	return id, ok && id != ""
+}
+
+// PowerState is the power state of a chassis as its BMC reports it.
+type PowerState string
+
+// Power states.
+const (
+	PowerOn      PowerState = "on"
+	PowerOff     PowerState = "off"
+	PowerUnknown PowerState = "unknown"
+)
+
+// Validate reports whether s is a known power state.
+func (s PowerState) Validate() error {
+	switch s {
+	case PowerOn, PowerOff, PowerUnknown:
+		return nil
+	}
+	return fmt.Errorf("unknown power state %q", string(s))
+}
+
+// PowerAction is a power change an operator can ask for.
+type PowerAction string
+
+// Power actions.
+const (
+	// PowerActionOn turns the chassis on.
+	PowerActionOn PowerAction = "on"
+	// PowerActionOff asks the OS to shut down (ACPI soft off) and, when the
+	// chassis is still on after the grace period, turns it off hard.
+	PowerActionOff PowerAction = "off"
+	// PowerActionHardOff turns the chassis off at once.
+	PowerActionHardOff PowerAction = "hard_off"
+	// PowerActionReset is a warm reset; the chassis stays on.
+	PowerActionReset PowerAction = "reset"
+	// PowerActionCycle turns the chassis off, waits, and turns it on again.
+	PowerActionCycle PowerAction = "cycle"
+)
+
+// PowerActions lists every PowerAction, in the order the API documents them.
+var PowerActions = []PowerAction{PowerActionOn, PowerActionOff, PowerActionHardOff, PowerActionReset, PowerActionCycle}
+
+// Validate reports whether a is a known power action.
+func (a PowerAction) Validate() error {
+	for _, k := range PowerActions {
+		if a == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown power action %q (want one of on, off, hard_off, reset, cycle)", string(a))
+}
+
+// BootDevice is the device a machine boots from next.
+type BootDevice string
+
+// Boot devices.
+const (
+	BootPXE  BootDevice = "pxe"
+	BootDisk BootDevice = "disk"
+	// BootNone means no override: the machine follows its firmware's order.
+	BootNone BootDevice = "none"
+)
+
+// Validate reports whether d is a known boot device.
+func (d BootDevice) Validate() error {
+	switch d {
+	case BootPXE, BootDisk, BootNone:
+		return nil
+	}
+	return fmt.Errorf("unknown boot device %q (want pxe, disk or none)", string(d))
+}
+
+// BootMode is the firmware mode a boot device override applies to.
+type BootMode string
+
+// Boot modes.
+const (
+	BootModeLegacy BootMode = "legacy"
+	BootModeEFI    BootMode = "efi"
+)
+
+// Validate reports whether m is a known boot mode.
+func (m BootMode) Validate() error {
+	switch m {
+	case BootModeLegacy, BootModeEFI:
+		return nil
+	}
+	return fmt.Errorf("unknown boot mode %q (want legacy or efi)", string(m))
+}
+
+// MachineState is where a machine stands in its life cycle.
+type MachineState string
+
+// Machine states.
+const (
+	MachineDiscovered  MachineState = "discovered"
+	MachineEnrolled    MachineState = "enrolled"
+	MachineRegistering MachineState = "registering"
+	MachineReady       MachineState = "ready"
+	MachineDeploying   MachineState = "deploying"
+	MachineRunning     MachineState = "running"
+	MachineWiping      MachineState = "wiping"
+	MachineError       MachineState = "error"
+)
+
+// MachineStates lists every MachineState.
+var MachineStates = []MachineState{MachineDiscovered, MachineEnrolled, MachineRegistering, MachineReady, MachineDeploying, MachineRunning, MachineWiping, MachineError}
+
+// Validate reports whether s is a known machine state.
+func (s MachineState) Validate() error {
+	for _, k := range MachineStates {
+		if s == k {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown machine state %q", string(s))
+}
+
+// OperationKind names what an operation does.
+type OperationKind string
+
+// Operation kinds.
+const (
+	OperationPower         OperationKind = "power"
+	OperationSetBootDevice OperationKind = "set_boot_device"
+)
+
+// OperationState is where an operation stands.
+type OperationState string
+
+// Operation states. Succeeded, failed and canceled are final.
+const (
+	OperationPending   OperationState = "pending"
+	OperationRunning   OperationState = "running"
+	OperationSucceeded OperationState = "succeeded"
+	OperationFailed    OperationState = "failed"
+	OperationCanceled  OperationState = "canceled"
+)
+
+// Final reports whether s is a state an operation never leaves.
+func (s OperationState) Final() bool {
+	return s == OperationSucceeded || s == OperationFailed || s == OperationCanceled
+}
+
+// Stable error types carried by non-retryable application errors. API clients
+// and other automations may match on them.
+const (
+	ErrBMCAuthFailed     = "BMCAuthFailed"
+	ErrBMCUnreachable    = "BMCUnreachable"
+	ErrBMCNotConfigured  = "BMCNotConfigured"
+	ErrBMCUnsupported    = "BMCUnsupported"
+	ErrPowerStateTimeout = "PowerStateTimeout"
+	ErrBootDeviceNotSet  = "BootDeviceNotSet"
+	ErrMachineNotFound   = "MachineNotFound"
+	ErrInvalidInput      = "InvalidInput"
+)
+
+// PowerInput starts a Power workflow.
+type PowerInput struct {
+	// OperationID is the operation record this run reports to. When empty,
+	// the workflow uses its own run ID.
+	OperationID string
+	MachineID   string
+	Action      PowerAction
+	// SoftOffGrace is how long an "off" waits for the OS to shut down before
+	// it turns the chassis off hard. Zero means DefaultSoftOffGrace.
+	SoftOffGrace time.Duration
+	// CycleDelay is how long a "cycle" keeps the chassis off. Zero means
+	// DefaultCycleDelay.
+	CycleDelay time.Duration
+	// RequestedBy names who asked, for the audit trail.
+	RequestedBy string
+}
+
+// Power defaults.
+const (
+	DefaultSoftOffGrace = 3 * time.Minute
+	DefaultCycleDelay   = 5 * time.Second
+)
+
+// PowerResult is what a Power workflow returns.
+type PowerResult struct {
+	MachineID  string
+	Action     PowerAction
+	PowerState PowerState
+	// HardOff is true when a soft off had to be followed by a hard off.
+	HardOff bool
+}
+
+// SetBootDeviceInput starts a SetBootDevice workflow.
+type SetBootDeviceInput struct {
+	OperationID string
+	MachineID   string
+	Device      BootDevice
+	Mode        BootMode
+	// Persistent keeps the override for every boot; otherwise it applies to
+	// the next boot only.
+	Persistent  bool
+	RequestedBy string
+}
+
+// SetBootDeviceResult is what a SetBootDevice workflow returns.
+type SetBootDeviceResult struct {
+	MachineID string
+	Device    BootDevice
+	Mode      BootMode
+	// Verified is true when the BMC reported the new boot flags back.
+	Verified bool
+}
+
+// PowerSyncInput starts a PowerSync workflow.
+type PowerSyncInput struct {
+	// Concurrency bounds how many BMCs are asked at once. Zero means
+	// DefaultPowerSyncConcurrency.
+	Concurrency int
+}
+
+// DefaultPowerSyncConcurrency is how many BMCs a fleet power sync asks at once.
+const DefaultPowerSyncConcurrency = 16
+
+// PowerSyncResult is what a PowerSync workflow returns.
+type PowerSyncResult struct {
+	Machines int
+	Recorded int
+	Failed   int
+}
+
+// OperationStatus is what QueryStatus returns: where an operation stands now.
+type OperationStatus struct {
+	OperationID string
+	MachineID   string
+	Kind        OperationKind
+	Step        string
+	// Progress is the share of the operation done, from 0 to 1.
+	Progress float64
+}
+
+// PowerStatusWorkflowID is the workflow ID of a power-status read of one
+// machine. It differs from MachineWorkflowID: a read never waits for, nor
+// blocks, an operation on the machine.
+func PowerStatusWorkflowID(machineID string) string { return "power-status/" + machineID }
+
+// PowerStatusInput starts a PowerStatus workflow.
+type PowerStatusInput struct {
+	MachineID string
+}
+
+// PowerStatusResult is the power state a machine's BMC reported.
+type PowerStatusResult struct {
+	MachineID  string
+	PowerState PowerState
+	At         time.Time
+}
