@@ -1,0 +1,467 @@
+// Package ipmisim runs a real simulated BMC, OpenIPMI's ipmi_sim, for the
+// tests of bareflow packages that talk IPMI.
+//
+// Start writes a LAN configuration, an emulator command file and a small
+// chassis-control shell script into the test's temporary directory, starts
+// ipmi_sim in its own process group on a free UDP port of 127.0.0.1, and waits
+// until it answers. The script stands in for the machine's hardware: it keeps
+// the power state and the last boot device in files, which Power and
+// BootDevice read back for assertions.
+//
+// What the simulated BMC does, as bareflow sees it:
+//
+//   - Chassis Control power up, power down, hard reset, power cycle and soft
+//     shutdown all answer success. A power cycle turns the power off at once
+//     and ipmi_sim turns it on again about one second later. A soft shutdown
+//     turns the power off unless Options.IgnoreSoftOff is set, which stands
+//     for a guest without an ACPI power-button handler.
+//   - Set System Boot Options parameter 5 passes only the boot device on to
+//     the hardware (pxe, default for a disk, none, cdrom, bios): the valid,
+//     persistent and EFI bits are dropped. Get System Boot Options parameter 5
+//     answers with that device and all those bits clear.
+//   - RMCP+ works with cipher suite 3; ipmi_sim has no suite 17.
+//   - The LAN port is UDP, so Restart can bind the same port again at once.
+//
+// Tests that cannot find ipmi_sim are skipped, unless the environment sets
+// BAREFLOW_REQUIRE_INTEGRATION=1, which makes them fail instead.
+package ipmisim
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"bareflow/contract"
+)
+
+// RequireIntegrationEnv is the environment variable that turns a missing
+// ipmi_sim from a skipped test into a failed one.
+const RequireIntegrationEnv = "BAREFLOW_REQUIRE_INTEGRATION"
+
+// Default credentials of the simulated BMC's administrator, user 2.
+const (
+	DefaultUser     = "admin"
+	DefaultPassword = "password"
+)
+
+// Bounds of the lab's waits.
+const (
+	readyTimeout = 10 * time.Second
+	stopTimeout  = 3 * time.Second
+	startTries   = 3
+)
+
+// bmcIPMB is the IPMB address of the simulated BMC.
+const bmcIPMB = "0x20"
+
+// Options say how the simulated BMC and its machine start.
+type Options struct {
+	// User and Password are the credentials of the BMC's administrator.
+	// They default to DefaultUser and DefaultPassword.
+	User, Password string
+	// InitialPower is the chassis power state at start. The zero value and
+	// PowerUnknown mean off.
+	InitialPower contract.PowerState
+	// IgnoreSoftOff makes a soft shutdown do nothing, as on a machine whose
+	// OS does not handle the ACPI power button.
+	IgnoreSoftOff bool
+}
+
+// Sim is one running ipmi_sim and the simulated machine behind it.
+type Sim struct {
+	// Host and Port are where the BMC's RMCP+ LAN interface listens.
+	Host string
+	Port int
+	// User and Password are the administrator's credentials.
+	User, Password string
+	// Dir holds ipmi_sim's configuration (lan.conf, emu.cmd), its log
+	// (ipmi_sim.log) and state directory (state), the chassis-control
+	// script (chassis) and the machine's state files (power, boot, calls).
+	Dir string
+
+	mu   sync.Mutex
+	proc *process
+}
+
+// process is one ipmi_sim run.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has been reaped
+}
+
+// Start starts a simulated BMC for the test t and stops it when the test
+// ends. It skips the test when ipmi_sim is not installed, unless
+// BAREFLOW_REQUIRE_INTEGRATION=1.
+func Start(t testing.TB, opts Options) *Sim {
+	t.Helper()
+	if _, err := exec.LookPath("ipmi_sim"); err != nil {
+		if os.Getenv(RequireIntegrationEnv) == "1" {
+			t.Fatalf("ipmi_sim not found (%v) and %s=1: install the openipmi package", err, RequireIntegrationEnv)
+		}
+		t.Skipf("ipmi_sim not found (%v): install the openipmi package, or set %s=1 to make this a failure", err, RequireIntegrationEnv)
+	}
+	if opts.User == "" {
+		opts.User = DefaultUser
+	}
+	if opts.Password == "" {
+		opts.Password = DefaultPassword
+	}
+	for _, v := range []string{opts.User, opts.Password} {
+		if strings.ContainsAny(v, "\"\n") {
+			t.Fatalf("ipmisim: user and password must not contain a double quote or a newline")
+		}
+	}
+
+	s := &Sim{Host: "127.0.0.1", User: opts.User, Password: opts.Password, Dir: t.TempDir()}
+	t.Cleanup(s.Stop)
+	if err := s.writeFiles(opts); err != nil {
+		t.Fatalf("ipmisim: %v", err)
+	}
+
+	var lastErr error
+	for range startTries {
+		port, err := freeUDPPort()
+		if err != nil {
+			t.Fatalf("ipmisim: %v", err)
+		}
+		if err := s.start(port); err != nil {
+			lastErr = err
+			continue // most likely another process took the port meanwhile
+		}
+		return s
+	}
+	t.Fatalf("ipmisim: start ipmi_sim: %v", lastErr)
+	return nil
+}
+
+// Addr returns the address of the BMC's LAN interface.
+func (s *Sim) Addr() netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr(s.Host), uint16(s.Port))
+}
+
+// Stop kills ipmi_sim and waits until it is gone, so the BMC stops answering
+// as if it had become unreachable. The machine's state files stay. Stop may
+// be called more than once.
+func (s *Sim) Stop() {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p != nil {
+		p.stop()
+	}
+}
+
+// Restart stops ipmi_sim if it runs and starts it again on the same port,
+// with the machine's power state and boot device kept. The LAN interface is
+// UDP, which leaves nothing like TCP's TIME_WAIT behind, so the port can be
+// bound again at once.
+func (s *Sim) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	if err := s.start(s.Port); err != nil {
+		t.Fatalf("ipmisim: restart ipmi_sim on port %d: %v", s.Port, err)
+	}
+}
+
+// Running reports whether ipmi_sim runs.
+func (s *Sim) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return false
+	}
+	select {
+	case <-s.proc.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Power returns the chassis power state as the simulated hardware sees it.
+func (s *Sim) Power() contract.PowerState {
+	switch s.readState("power") {
+	case "1":
+		return contract.PowerOn
+	case "0":
+		return contract.PowerOff
+	}
+	return contract.PowerUnknown
+}
+
+// SetPower changes the power state behind the BMC's back, as a front-panel
+// button or a power loss would.
+func (s *Sim) SetPower(state contract.PowerState) error {
+	v := "0"
+	if state == contract.PowerOn {
+		v = "1"
+	}
+	return s.writeState("power", v)
+}
+
+// BootDevice returns the last boot device the BMC passed on to the hardware,
+// in ipmi_sim's words: "pxe", "default" (a disk), "none", "cdrom" or "bios".
+// It is "none" until a boot device is set.
+func (s *Sim) BootDevice() string {
+	return s.readState("boot")
+}
+
+// Calls returns, in order, every change the BMC asked of the hardware, one
+// "NAME VALUE" string each, such as "power 1", "reset 1", "boot pxe" or
+// "shutdown 1".
+func (s *Sim) Calls() []string {
+	b, err := os.ReadFile(filepath.Join(s.Dir, "calls"))
+	if err != nil {
+		return nil
+	}
+	var calls []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if line := strings.TrimSpace(sc.Text()); line != "" {
+			calls = append(calls, line)
+		}
+	}
+	return calls
+}
+
+// Log returns what ipmi_sim wrote to its standard output and error.
+func (s *Sim) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "ipmi_sim.log"))
+	return string(b)
+}
+
+func (s *Sim) readState(name string) string {
+	b, err := os.ReadFile(filepath.Join(s.Dir, name))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// writeState replaces a state file atomically, as the script does, so that
+// neither side ever reads a half-written file.
+func (s *Sim) writeState(name, value string) error {
+	tmp := filepath.Join(s.Dir, name+".go.tmp")
+	if err := os.WriteFile(tmp, []byte(value+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(s.Dir, name))
+}
+
+func (s *Sim) writeFiles(opts Options) error {
+	power := "0"
+	if opts.InitialPower == contract.PowerOn {
+		power = "1"
+	}
+	if err := s.writeState("power", power); err != nil {
+		return err
+	}
+	if err := s.writeState("boot", "none"); err != nil {
+		return err
+	}
+	if opts.IgnoreSoftOff {
+		if err := os.WriteFile(filepath.Join(s.Dir, "ignore_soft_off"), nil, 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(filepath.Join(s.Dir, "state"), 0o755); err != nil {
+		return err
+	}
+	script := filepath.Join(s.Dir, "chassis")
+	if err := os.WriteFile(script, []byte(chassisScript(s.Dir)), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.Dir, "emu.cmd"), []byte(emulatorCommands), 0o644)
+}
+
+// start runs ipmi_sim on port and waits until it answers.
+func (s *Sim) start(port int) error {
+	conf := lanConfig(s.Dir, port, s.User, s.Password)
+	if err := os.WriteFile(filepath.Join(s.Dir, "lan.conf"), []byte(conf), 0o644); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(s.Dir, "ipmi_sim.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child has its own copy
+
+	cmd := exec.Command("ipmi_sim", "-n",
+		"-c", filepath.Join(s.Dir, "lan.conf"),
+		"-f", filepath.Join(s.Dir, "emu.cmd"),
+		"-s", filepath.Join(s.Dir, "state"))
+	cmd.Dir = s.Dir
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+
+	s.mu.Lock()
+	s.proc = p
+	s.Port = port
+	s.mu.Unlock()
+
+	if err := waitReady(s.Host, port, p.done); err != nil {
+		s.Stop()
+		return fmt.Errorf("%w; ipmi_sim log:\n%s", err, s.Log())
+	}
+	return nil
+}
+
+// stop ends the process group: SIGTERM, then SIGKILL when it lingers.
+func (p *process) stop() {
+	pgid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(stopTimeout):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// freeUDPPort returns a UDP port of 127.0.0.1 that nothing is bound to now.
+func freeUDPPort() (int, error) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free UDP port: %w", err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port, nil
+}
+
+// rmcpPing is an RMCP/ASF presence ping: RMCP header (version 6, no RMCP
+// ACK, class ASF), the ASF IANA number 4542, message type 80h, tag, reserved,
+// data length 0.
+var rmcpPing = []byte{0x06, 0x00, 0xff, 0x06, 0x00, 0x00, 0x11, 0xbe, 0x80, 0x01, 0x00, 0x00}
+
+// waitReady pings the LAN interface until it answers with an ASF pong, the
+// process exits, or readyTimeout passes.
+func waitReady(host string, port int, exited <-chan struct{}) error {
+	conn, err := net.Dial("udp", net.JoinHostPort(host, fmt.Sprint(port)))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	deadline := time.Now().Add(readyTimeout)
+	buf := make([]byte, 512)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("ipmi_sim exited before it answered")
+		default:
+		}
+		if _, err := conn.Write(rmcpPing); err == nil {
+			_ = conn.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			n, err := conn.Read(buf)
+			// An ASF pong: class ASF, message type 40h.
+			if err == nil && n >= 12 && buf[3] == 0x06 && buf[8] == 0x40 {
+				return nil
+			}
+			if err != nil && !isTimeout(err) {
+				// Connection refused: nothing listens yet.
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	return fmt.Errorf("ipmi_sim did not answer an RMCP ping on %s:%d within %s", host, port, readyTimeout)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// lanConfig is ipmi_sim's LAN configuration: one LAN channel on 127.0.0.1,
+// the administrator as user 2, and the chassis-control script. ipmi_sim runs
+// the script through popen, hence the shell quoting of its path.
+func lanConfig(dir string, port int, user, password string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name \"bareflow\"\n")
+	fmt.Fprintf(&b, "set_working_mc %s\n", bmcIPMB)
+	fmt.Fprintf(&b, "startlan 1\n")
+	fmt.Fprintf(&b, "  addr 127.0.0.1 %d\n", port)
+	fmt.Fprintf(&b, "  priv_limit admin\n")
+	for _, lvl := range []string{"callback", "user", "operator", "admin"} {
+		fmt.Fprintf(&b, "  allowed_auths_%s md5 md2 straight none\n", lvl)
+	}
+	fmt.Fprintf(&b, "  guid a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5\n")
+	fmt.Fprintf(&b, "endlan\n")
+	fmt.Fprintf(&b, "chassis_control \"%s %s\"\n", shellQuote(filepath.Join(dir, "chassis")), bmcIPMB)
+	fmt.Fprintf(&b, "user 2 true \"%s\" \"%s\" admin 10 md5 md2 straight none\n", user, password)
+	return b.String()
+}
+
+// emulatorCommands define the one management controller, the BMC at 20h:
+// device ID 0, revision 3, firmware 9.08, chassis, SEL, SDR, FRU and sensor
+// device support, manufacturer 4753 (OpenIPMI's), product 0f02h.
+const emulatorCommands = `mc_setbmc 0x20
+mc_add 0x20 0 no-device-sdrs 0x03 9 8 0x9f 0x1291 0x0f02 persist_sdr
+sel_enable 0x20 1000 0x0a
+mc_enable 0x20
+`
+
+// chassisScript is the simulated hardware. ipmi_sim runs it as
+// "chassis 0x20 get NAME..." and expects "NAME:VALUE" lines back, or as
+// "chassis 0x20 set NAME VALUE..." to change something. It keeps each value in
+// a file of dir, replaced atomically, and returns at once.
+func chassisScript(dir string) string {
+	return `#!/bin/sh
+# Simulated machine behind a bareflow test BMC (package ipmisim).
+D=` + shellQuote(dir) + `
+shift # the BMC's IPMB address
+op=$1
+shift
+put() { printf '%s\n' "$2" > "$D/$1.tmp" && mv -f "$D/$1.tmp" "$D/$1"; }
+get() { v=; read -r v < "$D/$1"; printf '%s:%s\n' "$1" "$v"; }
+case $op in
+get)
+	for k in "$@"; do
+		case $k in
+		power|boot) get "$k" ;;
+		esac
+	done
+	;;
+set)
+	while [ $# -ge 2 ]; do
+		k=$1 v=$2
+		shift 2
+		printf '%s %s\n' "$k" "$v" >> "$D/calls"
+		case $k in
+		power) put power "$v" ;;
+		boot) put boot "$v" ;;
+		shutdown) [ -e "$D/ignore_soft_off" ] || put power 0 ;;
+		esac
+	done
+	;;
+*)
+	exit 1
+	;;
+esac
+exit 0
+`
+}
