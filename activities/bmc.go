@@ -296,9 +296,9 @@ type SyncPowerInput struct {
 
 // SyncPowerResult counts what SyncPower saw.
 type SyncPowerResult struct {
-	Asked   int
+	Asked    int
 	Recorded int
-	Failed  int
+	Failed   int
 	// Errors holds one line per machine that could not be read, bounded.
 	Errors []string
 }
