@@ -1,0 +1,195 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// NetworkKind says what a network carries.
+type NetworkKind string
+
+// Network kinds.
+const (
+	// NetworkProvisioning is where machines PXE-boot and the ramdisk runs.
+	NetworkProvisioning NetworkKind = "provisioning"
+	// NetworkBMC is where BMCs get their LAN addresses.
+	NetworkBMC NetworkKind = "bmc"
+	// NetworkOS is where installed systems get their addresses.
+	NetworkOS NetworkKind = "os"
+)
+
+// Validate reports whether k is a known network kind.
+func (k NetworkKind) Validate() error {
+	switch k {
+	case NetworkProvisioning, NetworkBMC, NetworkOS:
+		return nil
+	}
+	return fmt.Errorf("unknown network kind %q (want provisioning, bmc or os)", string(k))
+}
+
+// DefaultLeaseSeconds is a network's DHCP lease time when none is given.
+const DefaultLeaseSeconds = 3600
+
+// Network is an IP network bareflow hands out addresses on.
+type Network struct {
+	ID   string
+	Name string
+	Kind NetworkKind
+	// CIDR is the network's prefix, with its host bits zero.
+	CIDR netip.Prefix
+	// Gateway is the default router; the zero value means none.
+	Gateway netip.Addr
+	DNS     []netip.Addr
+	Domain  string
+	// RangeStart and RangeEnd bound the dynamic range; both zero means none.
+	RangeStart   netip.Addr
+	RangeEnd     netip.Addr
+	LeaseSeconds int
+	// RelayAddrs are the giaddr values of the DHCP relays that serve this
+	// network.
+	RelayAddrs []netip.Addr
+	// Interface is the boot service's interface on this network, for DHCP
+	// without a relay.
+	Interface string
+	CreatedAt time.Time
+}
+
+const networkColumns = `id, name, kind, cidr, gateway, dns, domain, range_start, range_end,
+	lease_seconds, relay_addrs, interface, created_at`
+
+func scanNetwork(row pgx.Row) (Network, error) {
+	var (
+		n    Network
+		kind string
+	)
+	err := row.Scan(&n.ID, &n.Name, &kind, &n.CIDR, &n.Gateway, &n.DNS, &n.Domain, &n.RangeStart, &n.RangeEnd,
+		&n.LeaseSeconds, &n.RelayAddrs, &n.Interface, &n.CreatedAt)
+	if err != nil {
+		return Network{}, err
+	}
+	n.Kind = NetworkKind(kind)
+	return n, nil
+}
+
+// validate checks n and fills in defaults.
+func (n *Network) validate() error {
+	if err := ValidName(n.Name); err != nil {
+		return err
+	}
+	if err := n.Kind.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if !n.CIDR.IsValid() {
+		return invalidf("network CIDR is required")
+	}
+	if n.CIDR != n.CIDR.Masked() {
+		return invalidf("network CIDR %s has host bits set; did you mean %s?", n.CIDR, n.CIDR.Masked())
+	}
+	if n.Gateway.IsValid() && !n.CIDR.Contains(n.Gateway) {
+		return invalidf("gateway %s is outside %s", n.Gateway, n.CIDR)
+	}
+	if n.RangeStart.IsValid() != n.RangeEnd.IsValid() {
+		return invalidf("a range needs both a start and an end")
+	}
+	if n.RangeStart.IsValid() {
+		if !n.CIDR.Contains(n.RangeStart) || !n.CIDR.Contains(n.RangeEnd) {
+			return invalidf("range %s-%s is outside %s", n.RangeStart, n.RangeEnd, n.CIDR)
+		}
+		if n.RangeEnd.Less(n.RangeStart) {
+			return invalidf("range %s-%s ends before it starts", n.RangeStart, n.RangeEnd)
+		}
+	}
+	for _, a := range append(append([]netip.Addr(nil), n.DNS...), n.RelayAddrs...) {
+		if !a.IsValid() || a.Zone() != "" {
+			return invalidf("address %q must be an IP address without zone", a)
+		}
+	}
+	if n.LeaseSeconds == 0 {
+		n.LeaseSeconds = DefaultLeaseSeconds
+	}
+	if n.LeaseSeconds < 0 {
+		return invalidf("lease time %ds must be positive", n.LeaseSeconds)
+	}
+	if n.DNS == nil {
+		n.DNS = []netip.Addr{}
+	}
+	if n.RelayAddrs == nil {
+		n.RelayAddrs = []netip.Addr{}
+	}
+	return nil
+}
+
+// addrArg is a as a query argument: NULL for the zero value.
+func addrArg(a netip.Addr) any {
+	if !a.IsValid() {
+		return nil
+	}
+	return a
+}
+
+// CreateNetwork records a new network and returns it. ID and CreatedAt of n
+// are ignored.
+func (s *Store) CreateNetwork(ctx context.Context, n Network) (Network, error) {
+	if err := n.validate(); err != nil {
+		return Network{}, fmt.Errorf("create network: %w", err)
+	}
+	out, err := scanNetwork(s.pool.QueryRow(ctx, `
+		INSERT INTO networks (name, kind, cidr, gateway, dns, domain, range_start, range_end,
+			lease_seconds, relay_addrs, interface)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		RETURNING `+networkColumns,
+		n.Name, string(n.Kind), n.CIDR, addrArg(n.Gateway), n.DNS, n.Domain, addrArg(n.RangeStart),
+		addrArg(n.RangeEnd), n.LeaseSeconds, n.RelayAddrs, n.Interface))
+	if err != nil {
+		return Network{}, fmt.Errorf("create network %q: %w", n.Name, dbError(err))
+	}
+	return out, nil
+}
+
+// GetNetwork returns the network with the given ID.
+func (s *Store) GetNetwork(ctx context.Context, id string) (Network, error) {
+	if !isUUID(id) {
+		return Network{}, fmt.Errorf("get network: %w", notFound("network", id))
+	}
+	n, err := scanNetwork(s.pool.QueryRow(ctx, `SELECT `+networkColumns+` FROM networks WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Network{}, fmt.Errorf("get network: %w", notFound("network", id))
+	}
+	if err != nil {
+		return Network{}, fmt.Errorf("get network %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// ListNetworks returns every network in name order.
+func (s *Store) ListNetworks(ctx context.Context) ([]Network, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+networkColumns+` FROM networks ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	ns, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Network, error) { return scanNetwork(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	return ns, nil
+}
+
+// DeleteNetwork deletes a network.
+func (s *Store) DeleteNetwork(ctx context.Context, id string) error {
+	if !isUUID(id) {
+		return fmt.Errorf("delete network: %w", notFound("network", id))
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM networks WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("delete network %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete network: %w", notFound("network", id))
+	}
+	return nil
+}
