@@ -23,12 +23,19 @@ const (
 	WorkflowSetBootDevice = "bareflow.SetBootDevice"
 	WorkflowPowerSync     = "bareflow.PowerSync"
 	WorkflowPowerStatus   = "bareflow.PowerStatus"
+	WorkflowRegister      = "bareflow.Register"
 )
 
 // Query and signal names.
 const (
 	// QueryStatus returns an OperationStatus for any operation workflow.
 	QueryStatus = "status"
+	// SignalBootEvent carries a BootEvent from the boot service to the
+	// machine's workflow: the machine asked for an address or a script.
+	SignalBootEvent = "boot-event"
+	// SignalRamdiskReady carries a RamdiskReady from the boot service to the
+	// machine's workflow: the ramdisk phoned home and its SSH server is up.
+	SignalRamdiskReady = "ramdisk-ready"
 )
 
 // PowerSyncScheduleID is the ID of the Temporal schedule that refreshes the
@@ -169,6 +176,7 @@ type OperationKind string
 const (
 	OperationPower         OperationKind = "power"
 	OperationSetBootDevice OperationKind = "set_boot_device"
+	OperationRegister      OperationKind = "register"
 )
 
 // OperationState is where an operation stands.
@@ -296,4 +304,55 @@ type PowerStatusResult struct {
 	MachineID  string
 	PowerState PowerState
 	At         time.Time
+}
+
+// BootEventKind names what the boot service saw a machine do.
+type BootEventKind string
+
+// Boot event kinds.
+const (
+	BootEventDHCP   BootEventKind = "dhcp"
+	BootEventScript BootEventKind = "ipxe_script"
+)
+
+// BootEvent is sent as SignalBootEvent when a machine network-boots.
+type BootEvent struct {
+	MachineID string
+	Kind      BootEventKind
+	MAC       string
+	// Addr is the address the machine was given, when any.
+	Addr string
+	// Arch is the DHCP client architecture (option 93) name, when sent.
+	Arch string
+	At   time.Time
+}
+
+// RamdiskReady is sent as SignalRamdiskReady when the ramdisk phones home
+// with a valid token.
+type RamdiskReady struct {
+	MachineID string
+	// Addr is the ramdisk's address; SSH listens on port 22 there.
+	Addr string
+	// MACs lists every NIC the ramdisk found.
+	MACs []string
+	// SSHHostKey is the ramdisk's SSH host public key in authorized_keys
+	// form; sessions pin it.
+	SSHHostKey string
+	At         time.Time
+}
+
+// RegisterInput starts a Register workflow.
+type RegisterInput struct {
+	OperationID string
+	MachineID   string
+	// Discovered is true when the boot service created the machine on its
+	// first PXE request.
+	Discovered  bool
+	RequestedBy string
+}
+
+// RegisterResult is what a Register workflow returns.
+type RegisterResult struct {
+	MachineID string
+	Ramdisk   RamdiskReady
 }
