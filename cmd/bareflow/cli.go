@@ -1,0 +1,652 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// The CLI decodes the API's JSON into these views.
+type (
+	machineView struct {
+		ID         string `json:"id"`
+		Name       string `json:"name"`
+		State      string `json:"state"`
+		PXEMAC     string `json:"pxe_mac"`
+		SystemUUID string `json:"system_uuid"`
+		Serial     string `json:"serial"`
+		Vendor     string `json:"vendor"`
+		Model      string `json:"model"`
+		BMC        *struct {
+			Address     string `json:"address"`
+			User        string `json:"user"`
+			PasswordSet bool   `json:"password_set"`
+		} `json:"bmc"`
+		PowerState   string     `json:"power_state"`
+		PowerStateAt *time.Time `json:"power_state_at"`
+		LastError    *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"last_error"`
+		CreatedAt time.Time `json:"created_at"`
+	}
+	operationView struct {
+		ID          string  `json:"id"`
+		MachineName string  `json:"machine_name"`
+		Kind        string  `json:"kind"`
+		State       string  `json:"state"`
+		Step        string  `json:"step"`
+		Progress    float64 `json:"progress"`
+		Error       *struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+		WorkflowID string     `json:"workflow_id"`
+		StartedAt  time.Time  `json:"started_at"`
+		FinishedAt *time.Time `json:"finished_at"`
+		WebUIURL   string     `json:"web_ui_url"`
+	}
+)
+
+func (o operationView) final() bool {
+	return o.State == "succeeded" || o.State == "failed" || o.State == "canceled"
+}
+
+// cliFlags is a flag set with the common -o flag.
+func cliFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "table", "output: table or json")
+	return fs, out
+}
+
+// parseInterspersed parses flags that may come before or after the
+// positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func printJSON(w io.Writer, raw json.RawMessage) error {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func subcommand(args []string, what string, known ...string) (string, []string, error) {
+	if len(args) == 0 {
+		return "", nil, usageError("%s needs a subcommand: %s", what, strings.Join(known, ", "))
+	}
+	for _, k := range known {
+		if args[0] == k {
+			return k, args[1:], nil
+		}
+	}
+	return "", nil, usageError("unknown %s subcommand %q (want %s)", what, args[0], strings.Join(known, ", "))
+}
+
+func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
+	sub, rest, err := subcommand(args, "machine", "list", "show", "create", "update", "delete")
+	if err != nil {
+		return err
+	}
+	c, err := newAPIClient(e)
+	if err != nil {
+		return err
+	}
+	fs, out := cliFlags("machine "+sub, stderr)
+	switch sub {
+	case "list":
+		state := fs.String("state", "", "only machines in this state")
+		vendor := fs.String("vendor", "", "only machines of this vendor")
+		limit := fs.Int("limit", 0, "page size (default 100)")
+		all := fs.Bool("all", true, "follow every page")
+		if _, err := parseInterspersed(fs, rest); err != nil {
+			return err
+		}
+		var items []machineView
+		var raws []json.RawMessage
+		after := ""
+		for {
+			q := url.Values{}
+			for k, v := range map[string]string{"state": *state, "vendor": *vendor, "after": after} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			if *limit > 0 {
+				q.Set("limit", fmt.Sprint(*limit))
+			}
+			var page struct {
+				Items []json.RawMessage `json:"items"`
+				Next  string            `json:"next"`
+			}
+			if err := c.do(ctx, "GET", "/machines?"+q.Encode(), nil, &page); err != nil {
+				return err
+			}
+			for _, r := range page.Items {
+				var m machineView
+				if err := json.Unmarshal(r, &m); err != nil {
+					return err
+				}
+				items, raws = append(items, m), append(raws, r)
+			}
+			if page.Next == "" || !*all {
+				break
+			}
+			after = page.Next
+		}
+		if *out == "json" {
+			b, _ := json.Marshal(raws)
+			return printJSON(stdout, b)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tSTATE\tPOWER\tBMC\tPXE MAC\tLAST ERROR\tID")
+		for _, m := range items {
+			bmcAddr, lastErr := "-", "-"
+			if m.BMC != nil {
+				bmcAddr = m.BMC.Address
+			}
+			if m.LastError != nil {
+				lastErr = m.LastError.Code
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.State, m.PowerState, bmcAddr, dash(m.PXEMAC), lastErr, m.ID)
+		}
+		return tw.Flush()
+	case "show":
+		pos, err := parseInterspersed(fs, rest)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError("machine show MACHINE")
+		}
+		var raw json.RawMessage
+		if err := c.do(ctx, "GET", "/machines/"+url.PathEscape(pos[0]), nil, &raw); err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(stdout, raw)
+		}
+		var m machineView
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return err
+		}
+		return showMachine(stdout, m)
+	case "create", "update":
+		mac := fs.String("mac", "", "MAC address the machine PXE-boots from")
+		bmcAddr := fs.String("bmc-addr", "", "BMC address, IP[:port] (port 623 by default)")
+		bmcUser := fs.String("bmc-user", "", "BMC user")
+		bmcPassword := fs.String("bmc-password", "", "BMC password (prefer --bmc-password-file or BAREFLOW_BMC_PASSWORD)")
+		bmcPasswordFile := fs.String("bmc-password-file", "", "file holding the BMC password")
+		cipher := fs.Int("bmc-cipher-suite", 0, "RMCP+ cipher suite (3 or 17; 0 lets bareflow choose)")
+		vendor := fs.String("vendor", "", "vendor")
+		model := fs.String("model", "", "model")
+		serial := fs.String("serial", "", "serial number")
+		name := fs.String("name", "", "new name (update)")
+		pos, err := parseInterspersed(fs, rest)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError("machine %s NAME [flags]", sub)
+		}
+		body := map[string]any{}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		put := func(flagName, key, v string) {
+			if set[flagName] {
+				body[key] = v
+			}
+		}
+		put("mac", "pxe_mac", *mac)
+		put("vendor", "vendor", *vendor)
+		put("model", "model", *model)
+		put("serial", "serial", *serial)
+		bmcBody := map[string]any{}
+		if set["bmc-addr"] {
+			bmcBody["address"] = *bmcAddr
+		}
+		if set["bmc-user"] {
+			bmcBody["user"] = *bmcUser
+		}
+		if set["bmc-cipher-suite"] {
+			bmcBody["cipher_suite"] = *cipher
+		}
+		pw, pwSet, err := bmcPasswordInput(*bmcPassword, set["bmc-password"], *bmcPasswordFile)
+		if err != nil {
+			return err
+		}
+		if pwSet {
+			bmcBody["password"] = pw
+		}
+		if len(bmcBody) > 0 {
+			body["bmc"] = bmcBody
+		}
+		var raw json.RawMessage
+		if sub == "create" {
+			body["name"] = pos[0]
+			err = c.do(ctx, "POST", "/machines", body, &raw)
+		} else {
+			put("name", "name", *name)
+			err = c.do(ctx, "PATCH", "/machines/"+url.PathEscape(pos[0]), body, &raw)
+		}
+		if err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(stdout, raw)
+		}
+		var m machineView
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return err
+		}
+		return showMachine(stdout, m)
+	case "delete":
+		pos, err := parseInterspersed(fs, rest)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError("machine delete MACHINE")
+		}
+		if err := c.do(ctx, "DELETE", "/machines/"+url.PathEscape(pos[0]), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "machine %s deleted\n", pos[0])
+		return nil
+	}
+	return nil
+}
+
+func bmcPasswordInput(flagValue string, flagSet bool, file string) (string, bool, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", false, fmt.Errorf("read BMC password file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), true, nil
+	case flagSet:
+		return flagValue, true, nil
+	case os.Getenv("BAREFLOW_BMC_PASSWORD") != "":
+		return os.Getenv("BAREFLOW_BMC_PASSWORD"), true, nil
+	}
+	return "", false, nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func showMachine(w io.Writer, m machineView) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Name:\t%s\n", m.Name)
+	fmt.Fprintf(tw, "ID:\t%s\n", m.ID)
+	fmt.Fprintf(tw, "State:\t%s\n", m.State)
+	power := m.PowerState
+	if m.PowerStateAt != nil {
+		power += " (seen " + m.PowerStateAt.Local().Format(time.RFC3339) + ")"
+	}
+	fmt.Fprintf(tw, "Power:\t%s\n", power)
+	fmt.Fprintf(tw, "PXE MAC:\t%s\n", dash(m.PXEMAC))
+	if m.BMC != nil {
+		pw := "not set"
+		if m.BMC.PasswordSet {
+			pw = "set"
+		}
+		fmt.Fprintf(tw, "BMC:\t%s, user %s, password %s\n", m.BMC.Address, dash(m.BMC.User), pw)
+	} else {
+		fmt.Fprintf(tw, "BMC:\t-\n")
+	}
+	fmt.Fprintf(tw, "Vendor / model:\t%s / %s\n", dash(m.Vendor), dash(m.Model))
+	fmt.Fprintf(tw, "Serial / UUID:\t%s / %s\n", dash(m.Serial), dash(m.SystemUUID))
+	if m.LastError != nil {
+		fmt.Fprintf(tw, "Last error:\t%s: %s\n", m.LastError.Code, m.LastError.Message)
+	}
+	return tw.Flush()
+}
+
+// startAndMaybeWait prints the operation an API call started and, with
+// wait, follows it to its end.
+func startAndMaybeWait(ctx context.Context, c *apiClient, stdout io.Writer, path string, body any, wait bool, timeout time.Duration) error {
+	var op operationView
+	if err := c.do(ctx, "POST", path, body, &op); err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Code == "machine_busy" {
+			return fmt.Errorf("%s", ae.Message)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "operation %s started (%s)\n", op.ID, op.Kind)
+	if op.WebUIURL != "" {
+		fmt.Fprintf(stdout, "  web UI: %s\n", op.WebUIURL)
+	}
+	if !wait {
+		return nil
+	}
+	return waitOperation(ctx, c, stdout, op.ID, timeout)
+}
+
+// waitOperation polls an operation, printing a progress line at each change,
+// until it ends. A failed or canceled operation is an error.
+func waitOperation(ctx context.Context, c *apiClient, stdout io.Writer, id string, timeout time.Duration) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	last := ""
+	for {
+		var op operationView
+		if err := c.do(ctx, "GET", "/operations/"+url.PathEscape(id), nil, &op); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("gave up waiting for operation %s: %w", id, ctx.Err())
+			}
+			return err
+		}
+		line := fmt.Sprintf("%-9s %3.0f%%  %s", op.State, op.Progress*100, op.Step)
+		if line != last {
+			fmt.Fprintf(stdout, "%s  %s\n", time.Now().Format("15:04:05"), line)
+			last = line
+		}
+		if op.final() {
+			switch op.State {
+			case "succeeded":
+				return nil
+			case "canceled":
+				return fmt.Errorf("operation %s was canceled", op.ID)
+			}
+			if op.Error != nil {
+				return fmt.Errorf("operation %s failed: %s: %s", op.ID, op.Error.Code, op.Error.Message)
+			}
+			return fmt.Errorf("operation %s failed", op.ID)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up waiting for operation %s: %w", id, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func runPower(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
+	sub, rest, err := subcommand(args, "power", "on", "off", "hard-off", "reset", "cycle", "status")
+	if err != nil {
+		return err
+	}
+	c, err := newAPIClient(e)
+	if err != nil {
+		return err
+	}
+	fs, out := cliFlags("power "+sub, stderr)
+	if sub == "status" {
+		cached := fs.Bool("cached", false, "answer the last recorded state instead of asking the BMC")
+		pos, err := parseInterspersed(fs, rest)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError("power status MACHINE")
+		}
+		q := "?refresh=true"
+		if *cached {
+			q = ""
+		}
+		var raw json.RawMessage
+		if err := c.do(ctx, "GET", "/machines/"+url.PathEscape(pos[0])+"/power"+q, nil, &raw); err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(stdout, raw)
+		}
+		var st struct {
+			PowerState string     `json:"power_state"`
+			ObservedAt *time.Time `json:"observed_at"`
+			Source     string     `json:"source"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: power %s (%s", pos[0], st.PowerState, st.Source)
+		if st.ObservedAt != nil {
+			fmt.Fprintf(stdout, ", %s", st.ObservedAt.Local().Format(time.RFC3339))
+		}
+		fmt.Fprintln(stdout, ")")
+		return nil
+	}
+	wait := fs.Bool("wait", true, "wait for the operation to end, with a progress line")
+	timeout := fs.Duration("timeout", 0, "give up waiting after this long (0: never)")
+	grace := fs.Duration("grace", 0, "off: how long to wait for the OS to shut down before a hard off (default 3m)")
+	delay := fs.Duration("cycle-delay", 0, "cycle: how long to keep the chassis off (default 5s)")
+	pos, err := parseInterspersed(fs, rest)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("power %s MACHINE", sub)
+	}
+	body := map[string]any{"action": strings.ReplaceAll(sub, "-", "_")}
+	if *grace > 0 {
+		body["soft_off_grace_seconds"] = int(grace.Seconds())
+	}
+	if *delay > 0 {
+		body["cycle_delay_seconds"] = int(delay.Seconds())
+	}
+	return startAndMaybeWait(ctx, c, stdout, "/machines/"+url.PathEscape(pos[0])+"/power", body, *wait, *timeout)
+}
+
+func runBootDev(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
+	dev, rest, err := subcommand(args, "bootdev", "pxe", "disk", "none")
+	if err != nil {
+		return err
+	}
+	c, err := newAPIClient(e)
+	if err != nil {
+		return err
+	}
+	fs, _ := cliFlags("bootdev", stderr)
+	efi := fs.Bool("efi", false, "UEFI boot")
+	persistent := fs.Bool("persistent", false, "keep the override for every boot, not just the next")
+	wait := fs.Bool("wait", true, "wait for the operation to end")
+	pos, err := parseInterspersed(fs, rest)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("bootdev %s MACHINE", dev)
+	}
+	mode := "legacy"
+	if *efi {
+		mode = "efi"
+	}
+	body := map[string]any{"device": dev, "mode": mode, "persistent": *persistent}
+	return startAndMaybeWait(ctx, c, stdout, "/machines/"+url.PathEscape(pos[0])+"/boot-device", body, *wait, 0)
+}
+
+func runOperation(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
+	sub, rest, err := subcommand(args, "operation", "list", "show", "wait", "cancel")
+	if err != nil {
+		return err
+	}
+	c, err := newAPIClient(e)
+	if err != nil {
+		return err
+	}
+	fs, out := cliFlags("operation "+sub, stderr)
+	switch sub {
+	case "list":
+		machine := fs.String("machine", "", "only this machine's operations")
+		limit := fs.Int("limit", 20, "how many")
+		if _, err := parseInterspersed(fs, rest); err != nil {
+			return err
+		}
+		path := fmt.Sprintf("/operations?limit=%d", *limit)
+		if *machine != "" {
+			path = fmt.Sprintf("/machines/%s/operations?limit=%d", url.PathEscape(*machine), *limit)
+		}
+		var raw json.RawMessage
+		if err := c.do(ctx, "GET", path, nil, &raw); err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(stdout, raw)
+		}
+		var page struct {
+			Items []operationView `json:"items"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tMACHINE\tKIND\tSTATE\tSTEP\tSTARTED\tERROR")
+		for _, op := range page.Items {
+			errCode := "-"
+			if op.Error != nil {
+				errCode = op.Error.Code
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", op.ID, dash(op.MachineName), op.Kind, op.State, dash(op.Step), op.StartedAt.Local().Format(time.RFC3339), errCode)
+		}
+		return tw.Flush()
+	case "show", "cancel":
+		pos, err := parseInterspersed(fs, rest)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError("operation %s ID", sub)
+		}
+		method, path := "GET", "/operations/"+url.PathEscape(pos[0])
+		if sub == "cancel" {
+			method, path = "POST", path+"/cancel"
+		}
+		var raw json.RawMessage
+		if err := c.do(ctx, method, path, nil, &raw); err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(stdout, raw)
+		}
+		var op operationView
+		if err := json.Unmarshal(raw, &op); err != nil {
+			return err
+		}
+		if sub == "cancel" {
+			fmt.Fprintf(stdout, "cancel of operation %s requested\n", op.ID)
+			return nil
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "Operation:\t%s (%s)\n", op.ID, op.Kind)
+		fmt.Fprintf(tw, "Machine:\t%s\n", dash(op.MachineName))
+		fmt.Fprintf(tw, "State:\t%s, step %s, %.0f%%\n", op.State, dash(op.Step), op.Progress*100)
+		if op.Error != nil {
+			fmt.Fprintf(tw, "Error:\t%s: %s\n", op.Error.Code, op.Error.Message)
+		}
+		fmt.Fprintf(tw, "Started:\t%s\n", op.StartedAt.Local().Format(time.RFC3339))
+		if op.FinishedAt != nil {
+			fmt.Fprintf(tw, "Finished:\t%s\n", op.FinishedAt.Local().Format(time.RFC3339))
+		}
+		fmt.Fprintf(tw, "Workflow:\t%s\n", op.WorkflowID)
+		if op.WebUIURL != "" {
+			fmt.Fprintf(tw, "Web UI:\t%s\n", op.WebUIURL)
+		}
+		return tw.Flush()
+	case "wait":
+		timeout := fs.Duration("timeout", 0, "give up after this long (0: never)")
+		pos, err := parseInterspersed(fs, rest)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError("operation wait ID")
+		}
+		return waitOperation(ctx, c, stdout, pos[0], *timeout)
+	}
+	return nil
+}
+
+func runToken(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
+	sub, rest, err := subcommand(args, "token", "list", "create", "revoke")
+	if err != nil {
+		return err
+	}
+	c, err := newAPIClient(e)
+	if err != nil {
+		return err
+	}
+	fs, out := cliFlags("token "+sub, stderr)
+	pos, err := parseInterspersed(fs, rest)
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "list":
+		var raw json.RawMessage
+		if err := c.do(ctx, "GET", "/tokens", nil, &raw); err != nil {
+			return err
+		}
+		if *out == "json" {
+			return printJSON(stdout, raw)
+		}
+		var page struct {
+			Items []struct {
+				ID        string    `json:"id"`
+				Name      string    `json:"name"`
+				Prefix    string    `json:"prefix"`
+				CreatedAt time.Time `json:"created_at"`
+			} `json:"items"`
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tPREFIX\tCREATED\tID")
+		for _, t := range page.Items {
+			fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\n", t.Name, t.Prefix, t.CreatedAt.Local().Format(time.RFC3339), t.ID)
+		}
+		return tw.Flush()
+	case "create":
+		if len(pos) != 1 {
+			return usageError("token create NAME")
+		}
+		var t struct {
+			Token string `json:"token"`
+		}
+		if err := c.do(ctx, "POST", "/tokens", map[string]string{"name": pos[0]}, &t); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, t.Token)
+		return nil
+	case "revoke":
+		if len(pos) != 1 {
+			return usageError("token revoke ID")
+		}
+		return c.do(ctx, "DELETE", "/tokens/"+url.PathEscape(pos[0]), nil, nil)
+	}
+	return nil
+}
