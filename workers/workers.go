@@ -43,6 +43,7 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 		{workflows.SetBootDevice, contract.WorkflowSetBootDevice},
 		{workflows.PowerSync, contract.WorkflowPowerSync},
 		{workflows.PowerStatus, contract.WorkflowPowerStatus},
+		{workflows.Register, contract.WorkflowRegister},
 	} {
 		r.RegisterWorkflowWithOptions(wf.fn, workflow.RegisterOptions{Name: wf.name})
 	}
