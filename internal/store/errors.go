@@ -23,6 +23,7 @@ const (
 	pgCheckViolation      = "23514"
 	pgNotNullViolation    = "23502"
 	pgInvalidText         = "22P02"
+	pgExclusionViolation  = "23P01"
 	pgDuplicateDatabase   = "42P04"
 	pgInvalidCatalogName  = "3D000"
 	pgInsufficientPriv    = "42501"
@@ -68,6 +69,11 @@ func dbError(err error) error {
 			ce.Value = m[1]
 		}
 		return ce
+	case pgExclusionViolation:
+		if pgErr.ConstraintName == "networks_no_overlap" {
+			return &ConflictError{Resource: "network", Field: "address range"}
+		}
+		return &ConflictError{Resource: "record", Field: "value"}
 	case pgCheckViolation:
 		if msg, ok := checkMessages[pgErr.ConstraintName]; ok {
 			return invalidf("%s", msg)

@@ -138,6 +138,15 @@ func (s *Store) CreateNetwork(ctx context.Context, n Network) (Network, error) {
 	if err := n.validate(); err != nil {
 		return Network{}, fmt.Errorf("create network: %w", err)
 	}
+	var other string
+	var otherCIDR netip.Prefix
+	err := s.pool.QueryRow(ctx, `SELECT name, cidr FROM networks WHERE cidr && $1 LIMIT 1`, n.CIDR).Scan(&other, &otherCIDR)
+	switch {
+	case err == nil:
+		return Network{}, fmt.Errorf("create network %q: %w", n.Name, &OverlapError{CIDR: n.CIDR, Other: other, OtherCIDR: otherCIDR})
+	case !errors.Is(err, pgx.ErrNoRows):
+		return Network{}, fmt.Errorf("create network %q: %w", n.Name, dbError(err))
+	}
 	out, err := scanNetwork(s.pool.QueryRow(ctx, `
 		INSERT INTO networks (name, kind, cidr, gateway, dns, domain, range_start, range_end,
 			lease_seconds, relay_addrs, interface)
@@ -166,6 +175,18 @@ func (s *Store) GetNetwork(ctx context.Context, id string) (Network, error) {
 	return n, nil
 }
 
+// GetNetworkByName returns the network with the given name.
+func (s *Store) GetNetworkByName(ctx context.Context, name string) (Network, error) {
+	n, err := scanNetwork(s.pool.QueryRow(ctx, `SELECT `+networkColumns+` FROM networks WHERE name = $1`, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Network{}, fmt.Errorf("get network: %w", notFound("network", name))
+	}
+	if err != nil {
+		return Network{}, fmt.Errorf("get network %q: %w", name, err)
+	}
+	return n, nil
+}
+
 // ListNetworks returns every network in name order.
 func (s *Store) ListNetworks(ctx context.Context) ([]Network, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+networkColumns+` FROM networks ORDER BY name`)
@@ -179,10 +200,56 @@ func (s *Store) ListNetworks(ctx context.Context) ([]Network, error) {
 	return ns, nil
 }
 
-// DeleteNetwork deletes a network.
+// OverlapError says a new network overlaps one that exists. It matches
+// ErrConflict.
+type OverlapError struct {
+	CIDR      netip.Prefix
+	Other     string
+	OtherCIDR netip.Prefix
+}
+
+// Error implements error.
+func (e *OverlapError) Error() string {
+	return fmt.Sprintf("network %s overlaps network %s (%s)", e.CIDR, e.Other, e.OtherCIDR)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *OverlapError) Is(target error) bool { return target == ErrConflict }
+
+// InUseError says a network still has live leases. It matches ErrConflict.
+type InUseError struct {
+	Network string
+	Leases  int
+}
+
+// Error implements error.
+func (e *InUseError) Error() string {
+	return fmt.Sprintf("network %s has %d live or reserved leases; release them first", e.Network, e.Leases)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *InUseError) Is(target error) bool { return target == ErrConflict }
+
+// DeleteNetwork deletes a network. A network with bound, offered or
+// reserved addresses that have not expired is refused with an *InUseError:
+// deleting it would hand those addresses out again elsewhere.
 func (s *Store) DeleteNetwork(ctx context.Context, id string) error {
 	if !isUUID(id) {
 		return fmt.Errorf("delete network: %w", notFound("network", id))
+	}
+	var name string
+	var live int
+	err := s.pool.QueryRow(ctx, `SELECT n.name, (SELECT count(*) FROM leases l WHERE l.network_id = n.id
+		AND (l.reserved OR (l.state IN ('bound', 'offered') AND l.expires_at > now())))
+		FROM networks n WHERE n.id = $1`, id).Scan(&name, &live)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("delete network: %w", notFound("network", id))
+	}
+	if err != nil {
+		return fmt.Errorf("delete network %s: %w", id, err)
+	}
+	if live > 0 {
+		return fmt.Errorf("delete network: %w", &InUseError{Network: name, Leases: live})
 	}
 	tag, err := s.pool.Exec(ctx, `DELETE FROM networks WHERE id = $1`, id)
 	if err != nil {
