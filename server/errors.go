@@ -18,6 +18,7 @@ const (
 	codeConflict         = "conflict"
 	codeStale            = "stale_version"
 	codeBusy             = "machine_busy"
+	codeInUse            = "in_use"
 	codeFinished         = "operation_finished"
 	codeMethod           = "method_not_allowed"
 	codeTooLarge         = "request_too_large"
@@ -57,6 +58,8 @@ func (s *Server) mapError(c echo.Context, err error) *apiError {
 	var ae *apiError
 	var he *echo.HTTPError
 	var ce *store.ConflictError
+	var oe *store.OverlapError
+	var ue *store.InUseError
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -76,6 +79,10 @@ func (s *Server) mapError(c echo.Context, err error) *apiError {
 		}
 	case errors.As(err, &ce):
 		return &apiError{Status: http.StatusConflict, Code: codeConflict, Message: ce.Error()}
+	case errors.As(err, &oe):
+		return &apiError{Status: http.StatusConflict, Code: codeConflict, Message: oe.Error()}
+	case errors.As(err, &ue):
+		return &apiError{Status: http.StatusConflict, Code: codeInUse, Message: ue.Error()}
 	case errors.Is(err, store.ErrNotFound):
 		return errNotFound("not found")
 	case errors.Is(err, store.ErrStale):

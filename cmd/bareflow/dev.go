@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"bareflow/boot"
 	"bareflow/internal/devserver"
 	"bareflow/internal/secret"
 	"bareflow/internal/store"
@@ -109,8 +110,20 @@ func runDev(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 	}
 	defer w.Stop()
 
+	bootCfg, err := bootConfig(e)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	bootSvc, err := boot.New(bootCfg, st, tc, logger.With("component", "boot"))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("boot service: %w", err)
+	}
+
 	g := newGroup(ctx)
 	g.Go(func() error { return api.Serve(g.ctx, ln) })
+	g.Go(func() error { return bootSvc.Run(g.ctx) })
 
 	fmt.Fprintf(stdout, "bareflow dev %s is up in %s\n", version, time.Since(start).Round(time.Millisecond))
 	fmt.Fprintf(stdout, "  API:                http://%s/api/v1  (OpenAPI: /api/v1/openapi.yaml)\n", ln.Addr())
@@ -118,6 +131,7 @@ func runDev(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 		fmt.Fprintf(stdout, "  Temporal Web UI:    %s\n", ts.UIURL())
 	}
 	fmt.Fprintf(stdout, "  Temporal frontend:  %s (namespace %s, task queue %s)\n", ts.FrontendAddr(), e.TemporalNamespace, taskQueue(e))
+	fmt.Fprintf(stdout, "  Boot service:       %s\n", describeBoot(bootCfg))
 	fmt.Fprintf(stdout, "  PostgreSQL:         %s\n", store.RedactDSN(e.DatabaseURL))
 	fmt.Fprintf(stdout, "  Data:               %s\n", f.dataDir)
 	fmt.Fprintf(stdout, "  API token:          %s\n", token)

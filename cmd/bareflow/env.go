@@ -41,6 +41,10 @@ type env struct {
 	TemporalTLSKey     string // TEMPORAL_TLS_CLIENT_KEY_PATH
 	TemporalTLSCA      string // TEMPORAL_TLS_SERVER_CA_CERT_PATH
 	TemporalServerName string // TEMPORAL_TLS_SERVER_NAME
+
+	// getenv reads the variables that a component loads itself, such as
+	// the boot service's BAREFLOW_BOOT_*.
+	getenv func(string) string
 }
 
 // Defaults.
@@ -56,6 +60,7 @@ const (
 
 func loadEnv(getenv func(string) string) env {
 	e := env{
+		getenv:             getenv,
 		DatabaseURL:        getenv("BAREFLOW_DATABASE_URL"),
 		DataDir:            getenv("BAREFLOW_DATA_DIR"),
 		SecretKey:          getenv("BAREFLOW_SECRET_KEY"),

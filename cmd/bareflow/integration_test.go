@@ -50,6 +50,7 @@ type devProcess struct {
 type devOptions struct {
 	dataDir, dsn          string
 	apiPort, temporalPort int
+	bootPort              int
 	extraEnv              []string
 }
 
@@ -64,7 +65,7 @@ func freePort(t *testing.T) int {
 }
 
 func newDevOptions(t *testing.T) devOptions {
-	return devOptions{dataDir: t.TempDir(), dsn: storetest.DSN(t), apiPort: freePort(t), temporalPort: freePort(t)}
+	return devOptions{dataDir: t.TempDir(), dsn: storetest.DSN(t), apiPort: freePort(t), temporalPort: freePort(t), bootPort: freePort(t)}
 }
 
 // startDev starts `bareflow dev` and waits until it says it is up.
@@ -75,6 +76,7 @@ func startDev(t *testing.T, o devOptions) *devProcess {
 		"--api-addr", fmt.Sprintf("127.0.0.1:%d", o.apiPort),
 		"--temporal-addr", fmt.Sprintf("127.0.0.1:%d", o.temporalPort))
 	cmd.Env = append(os.Environ(), execMainEnv+"=1", "BAREFLOW_POWER_SYNC_INTERVAL=0", "BAREFLOW_BMC_TIMEOUT=1s", "BAREFLOW_LOG_LEVEL=warn")
+	cmd.Env = append(cmd.Env, fmt.Sprintf("BAREFLOW_BOOT_HTTP_ADDR=127.0.0.1:%d", o.bootPort))
 	cmd.Env = append(cmd.Env, o.extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
@@ -318,6 +320,37 @@ func TestDevPowerThroughAPI(t *testing.T) {
 		dev.call(t, "GET", "/machines/rack0-u01", dev.token, nil, &m)
 		if b, _ := json.Marshal(m); strings.Contains(string(b), sim.Password) {
 			t.Errorf("machine JSON shows the BMC password: %s", b)
+		}
+	})
+
+	t.Run("networks are validated", func(t *testing.T) {
+		var n struct {
+			ID string `json:"id"`
+		}
+		prov := map[string]any{"name": "prov", "kind": "provisioning", "cidr": "198.51.100.0/24", "gateway": "198.51.100.1",
+			"range_start": "198.51.100.100", "range_end": "198.51.100.199", "relay_addrs": []string{"203.0.113.1"}}
+		if code := dev.call(t, "POST", "/networks", dev.token, prov, &n); code != http.StatusCreated {
+			t.Fatalf("create network: got %d, want 201", code)
+		}
+		for _, tc := range []struct {
+			name   string
+			body   map[string]any
+			status int
+			code   string
+		}{
+			{"overlap", map[string]any{"name": "prov2", "kind": "os", "cidr": "198.51.100.128/25"}, 409, "conflict"},
+			{"gateway outside", map[string]any{"name": "bmc", "kind": "bmc", "cidr": "203.0.113.0/24", "gateway": "198.51.100.1"}, 400, "invalid_request"},
+			{"range outside", map[string]any{"name": "bmc", "kind": "bmc", "cidr": "203.0.113.0/24", "range_start": "203.0.113.10", "range_end": "203.0.114.10"}, 400, "invalid_request"},
+			{"host bits", map[string]any{"name": "bmc", "kind": "bmc", "cidr": "203.0.113.5/24"}, 400, "invalid_request"},
+			{"unknown kind", map[string]any{"name": "bmc", "kind": "storage", "cidr": "203.0.113.0/24"}, 400, "invalid_request"},
+		} {
+			var e apiErr
+			if code := dev.call(t, "POST", "/networks", dev.token, tc.body, &e); code != tc.status || e.Error.Code != tc.code {
+				t.Errorf("%s: got %d %q (%s), want %d %q", tc.name, code, e.Error.Code, e.Error.Message, tc.status, tc.code)
+			}
+		}
+		if code := dev.call(t, "DELETE", "/networks/prov", dev.token, nil, nil); code != http.StatusNoContent {
+			t.Errorf("delete network: got %d, want 204", code)
 		}
 	})
 

@@ -44,12 +44,14 @@ Run the system:
   bareflow dev        everything on one machine: embedded Temporal and Web UI, API, worker, boot service
   bareflow server     the HTTP API, against an external Temporal and PostgreSQL
   bareflow worker     a worker running workflows and activities
+  bareflow boot       the boot service: DHCP, TFTP, HTTP boot and phone-home
   bareflow migrate    create and migrate the PostgreSQL database
 
 Operate (talks to the API at $BAREFLOW_API_URL with $BAREFLOW_TOKEN):
   bareflow machine list|show|create|update|delete
   bareflow power on|off|hard-off|reset|cycle|status MACHINE
   bareflow bootdev pxe|disk|none MACHINE
+  bareflow network list|show|create|delete
   bareflow operation list|show|wait|cancel
   bareflow token list|create|revoke
 
@@ -72,12 +74,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServer(ctx, rest, env, stderr)
 	case "worker":
 		return runWorker(ctx, rest, env, stderr)
+	case "boot":
+		return runBoot(ctx, rest, env, stderr)
 	case "migrate":
 		return runMigrate(ctx, rest, env, stdout, stderr)
 	case "machine", "machines":
 		return runMachine(ctx, rest, env, stdout, stderr)
 	case "power":
 		return runPower(ctx, rest, env, stdout, stderr)
+	case "network", "networks":
+		return runNetwork(ctx, rest, env, stdout, stderr)
 	case "bootdev":
 		return runBootDev(ctx, rest, env, stdout, stderr)
 	case "operation", "operations", "op":

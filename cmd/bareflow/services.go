@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"golang.org/x/sync/errgroup"
 
+	"bareflow/boot"
 	"bareflow/contract"
 	"bareflow/internal/bmc"
 	"bareflow/internal/secret"
@@ -231,4 +233,78 @@ type group struct {
 func newGroup(ctx context.Context) *group {
 	g, gctx := errgroup.WithContext(ctx)
 	return &group{Group: g, ctx: gctx}
+}
+
+// bootConfig reads the boot service's BAREFLOW_BOOT_* variables.
+func bootConfig(e env) (boot.Config, error) {
+	cfg, err := boot.ConfigFromEnv(e.getenv)
+	if err != nil {
+		return cfg, err
+	}
+	if cfg.TaskQueue == "" {
+		cfg.TaskQueue = taskQueue(e)
+	}
+	return cfg, cfg.Validate()
+}
+
+// describeBoot says in one line what the boot service serves.
+func describeBoot(c boot.Config) string {
+	httpAddr := c.HTTPAddr
+	if httpAddr == "" {
+		httpAddr = boot.DefaultHTTPAddr
+	}
+	parts := []string{"HTTP boot on " + httpAddr}
+	switch {
+	case len(c.Interfaces) > 0 && c.RelayAddr != "":
+		parts = append(parts, fmt.Sprintf("DHCP on %s and relayed on %s", strings.Join(c.Interfaces, ","), c.RelayAddr))
+	case len(c.Interfaces) > 0:
+		parts = append(parts, "DHCP on "+strings.Join(c.Interfaces, ","))
+	case c.RelayAddr != "":
+		parts = append(parts, "DHCP relayed on "+c.RelayAddr)
+	default:
+		parts = append(parts, "DHCP off (set BAREFLOW_BOOT_INTERFACES or BAREFLOW_BOOT_RELAY_ADDR)")
+	}
+	if c.TFTPAddr != "" {
+		parts = append(parts, "TFTP on "+c.TFTPAddr)
+	} else {
+		parts = append(parts, "TFTP off")
+	}
+	if c.AutoRegister {
+		parts = append(parts, "auto-registration on")
+	}
+	return strings.Join(parts, "; ")
+}
+
+func runBoot(ctx context.Context, args []string, e env, stderr io.Writer) error {
+	fs := flag.NewFlagSet("boot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&e.DatabaseURL, "database-url", e.DatabaseURL, "PostgreSQL URL")
+	if err := fs.Parse(args); err != nil {
+		return usageError("%v", err)
+	}
+	logger, err := newLogger(e, os.Stderr)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(logger)
+	cfg, err := bootConfig(e)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, e, nil, logger, false)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tc, err := dialTemporal(ctx, e, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	svc, err := boot.New(cfg, st, tc, logger.With("component", "boot"))
+	if err != nil {
+		return err
+	}
+	logger.Info("boot service running", "serves", describeBoot(cfg))
+	return svc.Run(ctx)
 }
