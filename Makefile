@@ -34,7 +34,7 @@ PKGS ?= ./...
 # `make fuzz`: how long each Fuzz* target runs.
 FUZZTIME ?= 10s
 
-.PHONY: help build run test lint fmt-check vet workflowcheck check-imports bench fuzz image clean
+.PHONY: help build ramdisk run test lint fmt-check vet workflowcheck check-imports bench fuzz image clean
 
 help: ## List the targets.
 	@echo 'Usage: make <target> [VAR=value …]'
@@ -43,6 +43,9 @@ help: ## List the targets.
 
 build: ## Build bin/bareflow (trimmed paths, version from git describe).
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bareflow
+
+ramdisk: ## Build the PXE ramdisk (kernel, initrd, manifest) into build/ramdisk from Debian packages; reused when nothing changed.
+	ramdisk/build.sh
 
 run: build ## Run `bareflow dev` (embedded Temporal + Web UI, API, worker, boot) on the local PostgreSQL.
 	scripts/ensure-postgres.sh --create-db '$(RUN_DB_NAME)'
@@ -85,6 +88,10 @@ check-imports: ## Fail when ./workflows/... can reach database, SSH, IPMI, HTTP 
 
 bench: ## Run the benchmarks (no tests) with allocation counts.
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+bench-boot: build ## Boot service vs kea/dnsmasq, tftpd-hpa, nginx (root; results in build/bench/, see docs/benchmarks.md).
+	scripts/ensure-postgres.sh
+	bench/boot/run.sh
 
 fuzz: ## Run each Fuzz* target for FUZZTIME (default 10s).
 	FUZZTIME='$(FUZZTIME)' scripts/fuzz.sh $(PKGS)

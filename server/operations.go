@@ -19,6 +19,13 @@ import (
 	"bareflow/internal/store"
 )
 
+// A workflow closing after it recorded its outcome is waited for at most
+// closingRetries times closingWait before the machine counts as busy.
+const (
+	closingRetries = 25
+	closingWait    = 200 * time.Millisecond
+)
+
 type operationJSON struct {
 	ID          string                  `json:"id"`
 	MachineID   string                  `json:"machine_id,omitempty"`
@@ -67,21 +74,37 @@ func (s *Server) startOperation(c echo.Context, m store.Machine, kind contract.O
 	ctx := c.Request().Context()
 	opID := uuid.NewString()
 	wid := contract.MachineWorkflowID(m.ID)
-	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       wid,
-		TaskQueue:                s.cfg.TaskQueue,
-		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
-		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
-		// Without this the SDK answers with the running workflow instead
-		// of the conflict.
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-	}, workflowType, input(opID))
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return store.Operation{}, s.busy(ctx, m)
-	}
-	if err != nil {
-		return store.Operation{}, fmt.Errorf("start %s workflow: %w", workflowType, err)
+	var run client.WorkflowRun
+	for attempt := 0; ; attempt++ {
+		var err error
+		run, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:                       wid,
+			TaskQueue:                s.cfg.TaskQueue,
+			WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+			WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+			// Without this the SDK answers with the running workflow instead
+			// of the conflict.
+			WorkflowExecutionErrorWhenAlreadyStarted: true,
+		}, workflowType, input(opID))
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			// An operation records its outcome just before its workflow
+			// closes: when no operation is still open, the holder is
+			// closing and the machine is free a moment later.
+			if _, aerr := s.store.ActiveOperation(ctx, m.ID); errors.Is(aerr, store.ErrNotFound) && attempt < closingRetries {
+				select {
+				case <-ctx.Done():
+					return store.Operation{}, ctx.Err()
+				case <-time.After(closingWait):
+				}
+				continue
+			}
+			return store.Operation{}, s.busy(ctx, m)
+		}
+		if err != nil {
+			return store.Operation{}, fmt.Errorf("start %s workflow: %w", workflowType, err)
+		}
+		break
 	}
 	op := store.Operation{
 		ID: opID, MachineID: m.ID, MachineName: m.Name, Kind: kind, WorkflowID: wid, RunID: run.GetRunID(),
