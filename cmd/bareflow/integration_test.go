@@ -76,6 +76,7 @@ func startDev(t *testing.T, o devOptions) *devProcess {
 		"--api-addr", fmt.Sprintf("127.0.0.1:%d", o.apiPort),
 		"--temporal-addr", fmt.Sprintf("127.0.0.1:%d", o.temporalPort))
 	cmd.Env = append(os.Environ(), execMainEnv+"=1", "BAREFLOW_POWER_SYNC_INTERVAL=0", "BAREFLOW_BMC_TIMEOUT=1s", "BAREFLOW_LOG_LEVEL=warn")
+	// Later entries win: extraEnv may turn the power sync on.
 	cmd.Env = append(cmd.Env, fmt.Sprintf("BAREFLOW_BOOT_HTTP_ADDR=127.0.0.1:%d", o.bootPort))
 	cmd.Env = append(cmd.Env, o.extraEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -283,7 +284,27 @@ func ipmitoolPower(t *testing.T, sim *ipmisim.Sim) string {
 }
 
 func TestDevPowerThroughAPI(t *testing.T) {
-	dev := startDev(t, newDevOptions(t))
+	o := newDevOptions(t)
+	o.extraEnv = []string{"BAREFLOW_POWER_SYNC_INTERVAL=2s"}
+	dev := startDev(t, o)
+
+	t.Run("fleet power sync sees a change behind the BMC's back", func(t *testing.T) {
+		sim := ipmisim.Start(t, ipmisim.Options{})
+		m := dev.createMachine(t, "rack0-u02", sim, sim.Password)
+		if err := sim.SetPower(contract.PowerOn); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		var got apiMachine
+		for time.Now().Before(deadline) {
+			dev.call(t, "GET", "/machines/"+m.ID, dev.token, nil, &got)
+			if got.PowerState == "on" {
+				return
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		t.Fatalf("recorded power state: got %q after a minute, want on from the periodic sync", got.PowerState)
+	})
 
 	t.Run("no token is refused", func(t *testing.T) {
 		var e apiErr
