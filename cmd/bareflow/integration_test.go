@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -18,10 +19,52 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"bareflow/contract"
 	"bareflow/internal/lab/ipmisim"
 	"bareflow/internal/store/storetest"
 )
+
+var updateHistories = flag.Bool("update-histories", false, "write the histories of the runs in TestDevPowerThroughAPI to workflows/testdata/histories")
+
+// exportHistory writes the history of a finished run as JSON for the replay
+// tests of package workflows, when -update-histories is set.
+func exportHistory(t *testing.T, o devOptions, op apiOperation, name string) {
+	t.Helper()
+	if !*updateHistories {
+		return
+	}
+	c, err := client.Dial(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", o.temporalPort)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	it := c.GetWorkflowHistory(context.Background(), op.WorkflowID, op.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("..", "..", "workflows", "testdata", "histories", name+".json")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s (%d events)", path, len(h.Events))
+}
 
 // The test binary doubles as the bareflow binary: with this variable set it
 // runs main, so the tests can start `bareflow dev` as a real process and kill
@@ -385,12 +428,16 @@ func TestDevPowerThroughAPI(t *testing.T) {
 		if got := ipmitoolPower(t, sim); got != "Chassis Power is on" {
 			t.Fatalf("ipmitool after on: got %q, want Chassis Power is on", got)
 		}
-		requireSucceeded(t, dev.waitOperation(t, dev.power(t, m.ID, map[string]any{"action": "off", "soft_off_grace_seconds": 30}).ID, "", time.Minute))
+		offOp := dev.waitOperation(t, dev.power(t, m.ID, map[string]any{"action": "off", "soft_off_grace_seconds": 30}).ID, "", time.Minute)
+		requireSucceeded(t, offOp)
+		exportHistory(t, o, offOp, "power_soft_off")
 		if got := sim.Power(); got != contract.PowerOff {
 			t.Fatalf("chassis after off: got %s, want off", got)
 		}
 		before := len(sim.Calls())
-		requireSucceeded(t, dev.waitOperation(t, dev.power(t, m.ID, map[string]any{"action": "cycle", "cycle_delay_seconds": 1}).ID, "", time.Minute))
+		cycleOp := dev.waitOperation(t, dev.power(t, m.ID, map[string]any{"action": "cycle", "cycle_delay_seconds": 1}).ID, "", time.Minute)
+		requireSucceeded(t, cycleOp)
+		exportHistory(t, o, cycleOp, "power_cycle")
 		if got := sim.Power(); got != contract.PowerOn {
 			t.Fatalf("chassis after cycle: got %s, want on", got)
 		}
@@ -416,6 +463,7 @@ func TestDevPowerThroughAPI(t *testing.T) {
 		m := dev.createMachine(t, "rack1-u02", sim, sim.Password)
 		op := dev.waitOperation(t, dev.power(t, m.ID, map[string]any{"action": "off", "soft_off_grace_seconds": 3}).ID, "", time.Minute)
 		requireSucceeded(t, op)
+		exportHistory(t, o, op, "power_soft_off_then_hard")
 		calls := strings.Join(sim.Calls(), ",")
 		if sim.Power() != contract.PowerOff || !strings.Contains(calls, "shutdown 1") || !strings.Contains(calls, "power 0") {
 			t.Errorf("got power %s after calls %s, want off after a soft then a hard off", sim.Power(), calls)
@@ -430,6 +478,7 @@ func TestDevPowerThroughAPI(t *testing.T) {
 		if op.State != "failed" || op.Error == nil || op.Error.Code != contract.ErrBMCAuthFailed {
 			t.Fatalf("operation: got %s %+v, want failed with %s", op.State, op.Error, contract.ErrBMCAuthFailed)
 		}
+		exportHistory(t, o, op, "power_on_auth_failed")
 		if d := time.Since(start); d > 20*time.Second {
 			t.Errorf("a permanent error took %s: it must not be retried", d)
 		}
