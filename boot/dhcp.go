@@ -34,14 +34,20 @@ type machineDirectory interface {
 	CreateMachine(ctx context.Context, in store.MachineCreate) (store.Machine, error)
 }
 
-// DHCP work queue: packets wait in a bounded queue for a fixed set of
-// workers. A full queue drops new packets (the clients retransmit), and a
-// packet that waited too long is dropped unanswered: its client has sent
-// it again by then.
+// DHCP work queues: packets wait in bounded queues for a fixed set of
+// workers. Requests (which complete a lease) and the other messages of a
+// client that already has an offer go first; discovers wait in their own
+// queue. A full queue drops new packets (the clients retransmit), and a
+// packet that waited too long is dropped unanswered: its client has sent it
+// again by then, and answering the old copy would only delay the new one.
+// Past capacity this keeps completing leases instead of spending the
+// database on offers nobody waits for any more.
 const (
-	dhcpQueueSize = 4096
-	dhcpWorkers   = 32
-	dhcpMaxWait   = 3 * time.Second
+	dhcpQueueSize        = 4096
+	dhcpWorkers          = 32
+	dhcpMaxWait          = 3 * time.Second
+	dhcpDiscoverMaxWait  = time.Second
+	dhcpDiscoverQueueLen = 1024
 )
 
 // iPXE's encapsulated options (option 175) that bareflow sets.
@@ -67,15 +73,16 @@ type dhcpListener struct {
 // dhcpHandler answers DHCP requests. handle builds the answer without
 // touching the socket, so that it can be tested and fuzzed alone.
 type dhcpHandler struct {
-	cfg      Config
-	nets     *networkCache
-	leases   leaseKeeper
-	machines machineDirectory
-	events   *eventQueue
-	metrics  *metrics
-	logger   *slog.Logger
-	queue    chan dhcpJob
-	unknown  logOnce
+	cfg       Config
+	nets      *networkCache
+	leases    leaseKeeper
+	machines  machineDirectory
+	events    *eventQueue
+	metrics   *metrics
+	logger    *slog.Logger
+	queue     chan dhcpJob
+	discovers chan dhcpJob
+	unknown   logOnce
 }
 
 // logOnce tells whether something keyed by a string was already logged in
@@ -114,14 +121,18 @@ type dhcpJob struct {
 
 func newDHCPHandler(cfg Config, nets *networkCache, leases leaseKeeper, machines machineDirectory, events *eventQueue, m *metrics, logger *slog.Logger) *dhcpHandler {
 	return &dhcpHandler{cfg: cfg, nets: nets, leases: leases, machines: machines, events: events, metrics: m,
-		logger: logger, queue: make(chan dhcpJob, dhcpQueueSize)}
+		logger: logger, queue: make(chan dhcpJob, dhcpQueueSize), discovers: make(chan dhcpJob, dhcpDiscoverQueueLen)}
 }
 
 // enqueue queues one packet that arrived on l without blocking. It is
 // called by server4's read loop.
 func (h *dhcpHandler) enqueue(l *dhcpListener, m *dhcpv4.DHCPv4) {
+	q := h.queue
+	if m.MessageType() == dhcpv4.MessageTypeDiscover {
+		q = h.discovers
+	}
 	select {
-	case h.queue <- dhcpJob{l: l, m: m, received: time.Now()}:
+	case q <- dhcpJob{l: l, m: m, received: time.Now()}:
 	default:
 		h.metrics.dhcp.WithLabelValues(m.MessageType().String(), outcomeBusy).Inc()
 	}
@@ -136,16 +147,26 @@ func (h *dhcpHandler) run(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			for {
+				var j dhcpJob
 				select {
-				case <-ctx.Done():
-					return
-				case j := <-h.queue:
-					if time.Since(j.received) > dhcpMaxWait {
-						h.metrics.dhcp.WithLabelValues(j.m.MessageType().String(), outcomeBusy).Inc()
-						continue
+				case j = <-h.queue:
+				default:
+					select {
+					case <-ctx.Done():
+						return
+					case j = <-h.queue:
+					case j = <-h.discovers:
 					}
-					h.serve(ctx, j.l, j.m)
 				}
+				maxWait := dhcpMaxWait
+				if j.m.MessageType() == dhcpv4.MessageTypeDiscover {
+					maxWait = dhcpDiscoverMaxWait
+				}
+				if time.Since(j.received) > maxWait {
+					h.metrics.dhcp.WithLabelValues(j.m.MessageType().String(), outcomeBusy).Inc()
+					continue
+				}
+				h.serve(ctx, j.l, j.m)
 			}
 		}()
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -79,6 +80,18 @@ func newService(cfg Config, st *store.Store, sig WorkflowSignaler, logger *slog.
 		s.http.files = root
 	}
 	return s, nil
+}
+
+// bootFilePaths names the iPXE binaries the DHCP answers point at, with
+// their paths in the iPXE folder.
+func (s *Service) bootFilePaths() map[string]string {
+	files := map[string]string{}
+	for _, name := range []string{s.cfg.BIOSBootFile, s.cfg.UEFIBootFile, s.cfg.ARM64BootFile} {
+		if name != "" {
+			files[name] = filepath.Join(s.cfg.IPXEDir, name)
+		}
+	}
+	return files
 }
 
 // Handler returns HTTP boot's handler: scripts, files, phone-home and
@@ -188,7 +201,7 @@ func (s *Service) Run(ctx context.Context) error {
 	var tftpConn net.PacketConn
 	var tftpSrv *tftpServer
 	if s.cfg.TFTPAddr != "" {
-		tftpSrv, err = newTFTPServer(s.tftpRoot, s.logger.With("proto", "tftp"), s.metrics)
+		tftpSrv, err = newTFTPServer(s.tftpRoot, s.bootFilePaths(), s.logger.With("proto", "tftp"), s.metrics)
 		if err == nil {
 			tftpConn, err = net.ListenPacket("udp4", normalizeHostPort(s.cfg.TFTPAddr))
 		}

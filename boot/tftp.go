@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -22,16 +23,31 @@ type tftpServer struct {
 	root    *os.Root
 	logger  *slog.Logger
 	metrics *metrics
+	// bootFiles are the iPXE binaries, read once at start and served from
+	// memory: every PXE client asks for one, and Debian's ipxe package
+	// installs them as links out of the folder, which os.Root refuses.
+	bootFiles map[string][]byte
 }
 
 // newTFTPServer opens the folder to serve. Paths are resolved inside it by
-// os.Root: no name, link or "..", can reach outside it.
-func newTFTPServer(dir string, logger *slog.Logger, m *metrics) (*tftpServer, error) {
+// os.Root: no name, link or "..", can reach outside it. The boot files are
+// read from the folder the operator configured, following links there (the
+// operator chose that folder); a missing one is logged and not served.
+func newTFTPServer(dir string, bootFiles map[string]string, logger *slog.Logger, m *metrics) (*tftpServer, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open TFTP root: %w", err)
 	}
-	return &tftpServer{root: root, logger: logger, metrics: m}, nil
+	t := &tftpServer{root: root, logger: logger, metrics: m, bootFiles: map[string][]byte{}}
+	for name, p := range bootFiles {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			logger.Warn("iPXE boot file not available over TFTP", "file", name, "error", err)
+			continue
+		}
+		t.bootFiles[name] = b
+	}
+	return t, nil
 }
 
 func (t *tftpServer) close() error { return t.root.Close() }
@@ -67,6 +83,9 @@ func (t *tftpServer) read(filename string, rf io.ReaderFrom) error {
 		log.Warn("TFTP request refused: path outside the root")
 		return errRefused
 	}
+	if b, ok := t.bootFiles[name]; ok {
+		return t.send(log, bytes.NewReader(b), int64(len(b)), rf)
+	}
 	f, err := t.root.Open(name)
 	if err != nil {
 		outcome := outcomeNotFound
@@ -83,10 +102,15 @@ func (t *tftpServer) read(filename string, rf io.ReaderFrom) error {
 		t.metrics.tftp.WithLabelValues("read", outcomeNotFound).Inc()
 		return fmt.Errorf("file not found")
 	}
+	return t.send(log, f, st.Size(), rf)
+}
+
+// send transfers r, of the given size, and counts the outcome.
+func (t *tftpServer) send(log *slog.Logger, r io.Reader, size int64, rf io.ReaderFrom) error {
 	if ot, ok := rf.(tftp.OutgoingTransfer); ok {
-		ot.SetSize(st.Size())
+		ot.SetSize(size)
 	}
-	n, err := rf.ReadFrom(f)
+	n, err := rf.ReadFrom(r)
 	t.metrics.tftpBytesSent.Add(float64(n))
 	if err != nil {
 		t.metrics.tftp.WithLabelValues("read", outcomeError).Inc()

@@ -45,9 +45,9 @@ func tftpRoot(t *testing.T) string {
 }
 
 // startTFTP serves root on a loopback port until the test ends.
-func startTFTP(t *testing.T, root string) (*tftpServer, int) {
+func startTFTP(t *testing.T, root string, bootFiles map[string]string) (*tftpServer, int) {
 	t.Helper()
-	ts, err := newTFTPServer(root, testLogger(t), newMetrics())
+	ts, err := newTFTPServer(root, bootFiles, testLogger(t), newMetrics())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestTFTPRealClients(t *testing.T) {
 	tftpBin := lookTool(t, "tftp", "tftp-hpa")
 	curl := lookTool(t, "curl", "curl")
 	root := tftpRoot(t)
-	ts, port := startTFTP(t, root)
+	ts, port := startTFTP(t, root, nil)
 	portS := strconv.Itoa(port)
 	work := t.TempDir()
 
@@ -185,6 +185,36 @@ func TestTFTPRealClients(t *testing.T) {
 
 	if got := counterValue(t, ts.metrics.tftp.WithLabelValues("read", outcomeRefused)); got < 3 {
 		t.Errorf("refused reads counted: got %v, want at least 3", got)
+	}
+}
+
+// TestTFTPServesDebianIPXELinks serves Debian's own iPXE folder, where
+// ipxe.efi and snponly.efi are links out of the folder: the boot files are
+// still served, byte for byte, while other links out of the root are not.
+func TestTFTPServesDebianIPXELinks(t *testing.T) {
+	t.Parallel()
+	curl := lookTool(t, "curl", "curl")
+	boot := map[string]string{}
+	for _, name := range ipxeBinaries {
+		p := filepath.Join(DefaultIPXEDir, name)
+		if _, err := os.Stat(p); err != nil {
+			skipOrFail(t, "iPXE binaries (package ipxe) not found in %s: %v", DefaultIPXEDir, err)
+		}
+		boot[name] = p
+	}
+	_, port := startTFTP(t, DefaultIPXEDir, boot)
+	work := t.TempDir()
+	for _, name := range ipxeBinaries {
+		want, err := os.ReadFile(filepath.Join(DefaultIPXEDir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := filepath.Join(work, name)
+		out, err := runTool(t, work, curl, "-sS", "--tftp-blksize", "1468", "-o", local, "tftp://127.0.0.1:"+strconv.Itoa(port)+"/"+name)
+		got, rerr := os.ReadFile(local)
+		if err != nil || rerr != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: got %d bytes (%v, %v, %s), want %d identical bytes", name, len(got), err, rerr, out, len(want))
+		}
 	}
 }
 

@@ -115,7 +115,7 @@ func runDev(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 		ln.Close()
 		return err
 	}
-	bootSvc, err := boot.New(bootCfg, st, tc, logger.With("component", "boot"))
+	bootSvc, err := boot.New(bootCfg, st, tc, logger)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("boot service: %w", err)

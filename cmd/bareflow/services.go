@@ -301,7 +301,7 @@ func runBoot(ctx context.Context, args []string, e env, stderr io.Writer) error 
 		return err
 	}
 	defer tc.Close()
-	svc, err := boot.New(cfg, st, tc, logger.With("component", "boot"))
+	svc, err := boot.New(cfg, st, tc, logger)
 	if err != nil {
 		return err
 	}

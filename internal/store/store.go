@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -119,24 +120,33 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// defaultMaxConns is the pool size unless the DSN sets pool_max_conns.
+// pgx's own default (the number of CPUs, at least 4) starves the boot
+// service's DHCP workers under a burst: each lease waits for a commit.
+const defaultMaxConns = 16
+
 // parsePoolConfig parses dsn and fills in bareflow's defaults.
 func parsePoolConfig(dsn string) (*pgxpool.Config, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, parseError(dsn, err)
 	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
 	applyDefaults(cfg.ConnConfig)
 	return cfg, nil
 }
 
-// parseConnConfig is parsePoolConfig for a single connection.
+// parseConnConfig is parsePoolConfig for a single connection. The pool's
+// own settings (pool_max_conns and the like) are accepted and left out, so
+// one DSN serves every command.
 func parseConnConfig(dsn string) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(dsn)
+	cfg, err := parsePoolConfig(dsn)
 	if err != nil {
-		return nil, parseError(dsn, err)
+		return nil, err
 	}
-	applyDefaults(cfg)
-	return cfg, nil
+	return cfg.ConnConfig, nil
 }
 
 func applyDefaults(cfg *pgx.ConnConfig) {

@@ -193,3 +193,24 @@ func TestTruncate(t *testing.T) {
 		t.Errorf("got %d bytes (valid UTF-8: %v), want at most %d valid bytes", len(got), strings.ToValidUTF8(got, "?") == got, maxTextLen)
 	}
 }
+
+func TestPoolSettingsInDSN(t *testing.T) {
+	dsn := "postgres://postgres@127.0.0.1:5432/bareflow?sslmode=disable&pool_max_conns=32&pool_min_conns=2"
+	conn, err := parseConnConfig(dsn)
+	if err != nil {
+		t.Fatalf("parseConnConfig: got %v, want nil", err)
+	}
+	for k := range conn.RuntimeParams {
+		if strings.HasPrefix(k, "pool_") {
+			t.Errorf("runtime parameter %q would be sent to the server", k)
+		}
+	}
+	pool, err := parsePoolConfig(dsn)
+	if err != nil || pool.MaxConns != 32 {
+		t.Errorf("pool size: got %d (%v), want 32 from the DSN", pool.MaxConns, err)
+	}
+	pool, err = parsePoolConfig("postgres://postgres@127.0.0.1:5432/bareflow")
+	if err != nil || pool.MaxConns != defaultMaxConns {
+		t.Errorf("default pool size: got %d (%v), want %d", pool.MaxConns, err, defaultMaxConns)
+	}
+}
