@@ -235,7 +235,7 @@ func (s *Store) OfferLease(ctx context.Context, req LeaseRequest) (Lease, error)
 // offerOwn renews the offer of the MAC's own address. An own address that
 // left the pool (the range changed) is dropped.
 func (s *Store) offerOwn(ctx context.Context, req LeaseRequest) (Lease, bool, error) {
-	l, err := scanLease(s.pool.QueryRow(ctx, `
+	l, err := scanLease(s.offers.QueryRow(ctx, `
 		UPDATE leases SET
 			state = CASE WHEN state = 'bound' AND expires_at > now() THEN 'bound' ELSE 'offered' END,
 			expires_at = CASE WHEN state = 'bound' AND expires_at > now() THEN expires_at
@@ -256,7 +256,7 @@ func (s *Store) offerOwn(ctx context.Context, req LeaseRequest) (Lease, bool, er
 	if l.Reserved || req.Pool.contains(l.Addr) {
 		return l, true, nil
 	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM leases WHERE network_id = $1 AND addr = $2 AND mac = $3 AND NOT reserved`,
+	if _, err := s.offers.Exec(ctx, `DELETE FROM leases WHERE network_id = $1 AND addr = $2 AND mac = $3 AND NOT reserved`,
 		req.NetworkID, l.Addr, req.MAC); err != nil {
 		return Lease{}, false, fmt.Errorf("offer lease: drop address outside the pool: %w", err)
 	}
@@ -284,7 +284,7 @@ func (s *Store) offerFresh(ctx context.Context, req LeaseRequest, start, window 
 		created   *time.Time
 		updated   *time.Time
 	)
-	err = s.pool.QueryRow(ctx, `
+	err = s.offers.QueryRow(ctx, `
 		WITH c AS (
 			SELECT a.addr FROM (SELECT $7::inet + (($8::bigint + g) % $9::bigint) AS addr
 			                    FROM generate_series(0::bigint, $11::bigint - 1) AS g) AS a
@@ -323,7 +323,7 @@ func (s *Store) offerFresh(ctx context.Context, req LeaseRequest, start, window 
 // offerReused takes over the address that was released or expired longest
 // ago, from another MAC. Rows locked by a concurrent request are skipped.
 func (s *Store) offerReused(ctx context.Context, req LeaseRequest) (Lease, bool, error) {
-	l, err := scanLease(s.pool.QueryRow(ctx, `
+	l, err := scanLease(s.offers.QueryRow(ctx, `
 		UPDATE leases SET mac = $2, state = 'offered', expires_at = now() + make_interval(secs => $3),
 			hostname = $4, client_id = $5, machine_id = $6, updated_at = now()
 		WHERE (network_id, addr) = (

@@ -75,7 +75,12 @@ const defaultConnectTimeout = 10 * time.Second
 
 // Store is bareflow's PostgreSQL store. It is safe for concurrent use.
 type Store struct {
-	pool   *pgxpool.Pool
+	pool *pgxpool.Pool
+	// offers is a pool whose commits do not wait for the WAL flush, for
+	// DHCP offers only: an offer binds nobody, and an offer lost in a
+	// database crash is at worst answered again. Binding a lease, and
+	// everything else, goes through pool and is durable.
+	offers *pgxpool.Pool
 	box    *secret.Box
 	logger *slog.Logger
 }
@@ -102,14 +107,25 @@ func Open(ctx context.Context, dsn string, box *secret.Box, logger *slog.Logger)
 		pool.Close()
 		return nil, unavailable(cfg.ConnConfig, err)
 	}
-	s := &Store{pool: pool, box: box, logger: logger.With("component", "store")}
+	ocfg := cfg.Copy()
+	ocfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	ocfg.MaxConns = max(4, cfg.MaxConns/2)
+	offers, err := pgxpool.NewWithConfig(ctx, ocfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	s := &Store{pool: pool, offers: offers, box: box, logger: logger.With("component", "store")}
 	s.logger.Debug("connected to database", "dsn", RedactDSN(dsn))
 	return s, nil
 }
 
 // Close closes every connection of the store. It waits for connections in use
 // to be released.
-func (s *Store) Close() { s.pool.Close() }
+func (s *Store) Close() {
+	s.offers.Close()
+	s.pool.Close()
+}
 
 // Ping checks that the database answers. When it does not, the error wraps
 // ErrUnavailable.
