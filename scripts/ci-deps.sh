@@ -10,6 +10,7 @@
 #   busybox             udhcpc, the real DHCP client of the boot service tests
 #   tftp-hpa, curl      real TFTP clients of the boot service tests
 #   ipxe                undionly.kpxe, ipxe.efi, snponly.efi that the boot service serves
+#   ramdisk/packages.txt  what `make ramdisk` and its QEMU test use
 #
 # Usage: scripts/ci-deps.sh
 set -euo pipefail
@@ -26,6 +27,12 @@ needs=(
 	"curl curl"
 	"ipxe ipxe"
 )
+
+# The ramdisk's build tools, the tools it carries and its QEMU test.
+while read -r pkg; do
+	case "$pkg" in "" | "#"*) continue ;; esac
+	needs+=("$pkg $pkg")
+done < "$(dirname "${BASH_SOURCE[0]}")/../ramdisk/packages.txt"
 
 installed() {
 	local status
