@@ -126,6 +126,45 @@ func startWorker(ctx context.Context, e env, c client.Client, st *store.Store, l
 	return w, nil
 }
 
+// part is what `bareflow server`, `worker` and `boot` each set up: the
+// logger, the store and the Temporal client.
+type part struct {
+	logger *slog.Logger
+	store  *store.Store
+	tc     client.Client
+}
+
+// startPart sets up a part; withKey loads the key that seals BMC passwords
+// (the boot service never reads them). The caller closes it.
+func startPart(ctx context.Context, e env, withKey bool) (*part, error) {
+	logger, err := newLogger(e, os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	slog.SetDefault(logger)
+	var box *secret.Box
+	if withKey {
+		if box, err = secretBox(e); err != nil {
+			return nil, err
+		}
+	}
+	st, err := openStore(ctx, e, box, logger, false)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := dialTemporal(ctx, e, logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &part{logger: logger, store: st, tc: tc}, nil
+}
+
+func (p *part) close() {
+	p.tc.Close()
+	p.store.Close()
+}
+
 func runServer(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -134,31 +173,17 @@ func runServer(ctx context.Context, args []string, e env, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return usageError("%v", err)
 	}
-	logger, err := newLogger(e, os.Stderr)
+	p, err := startPart(ctx, e, true)
 	if err != nil {
 		return err
 	}
-	slog.SetDefault(logger)
-	box, err := secretBox(e)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, e, box, logger, false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	tc, err := dialTemporal(ctx, e, logger)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	api := server.New(server.Config{Addr: e.APIAddr, WebUIURL: e.WebUIURL, Namespace: e.TemporalNamespace, TaskQueue: taskQueue(e), Logger: logger}, st, tc)
+	defer p.close()
+	api := server.New(server.Config{Addr: e.APIAddr, WebUIURL: e.WebUIURL, Namespace: e.TemporalNamespace, TaskQueue: taskQueue(e), Logger: p.logger}, p.store, p.tc)
 	ln, err := api.Listen()
 	if err != nil {
 		return err
 	}
-	logger.Info("API listening", "addr", ln.Addr().String())
+	p.logger.Info("API listening", "addr", ln.Addr().String())
 	return api.Serve(ctx, ln)
 }
 
@@ -170,30 +195,16 @@ func runWorker(ctx context.Context, args []string, e env, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return usageError("%v", err)
 	}
-	logger, err := newLogger(e, os.Stderr)
+	p, err := startPart(ctx, e, true)
 	if err != nil {
 		return err
 	}
-	slog.SetDefault(logger)
-	box, err := secretBox(e)
+	defer p.close()
+	w, err := startWorker(ctx, e, p.tc, p.store, p.logger)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, e, box, logger, false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	tc, err := dialTemporal(ctx, e, logger)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	w, err := startWorker(ctx, e, tc, st, logger)
-	if err != nil {
-		return err
-	}
-	logger.Info("worker running", "task_queue", taskQueue(e))
+	p.logger.Info("worker running", "task_queue", taskQueue(e))
 	<-ctx.Done()
 	w.Stop()
 	return nil
@@ -282,29 +293,19 @@ func runBoot(ctx context.Context, args []string, e env, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return usageError("%v", err)
 	}
-	logger, err := newLogger(e, os.Stderr)
-	if err != nil {
-		return err
-	}
-	slog.SetDefault(logger)
 	cfg, err := bootConfig(e)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, e, nil, logger, false)
+	p, err := startPart(ctx, e, false)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	tc, err := dialTemporal(ctx, e, logger)
+	defer p.close()
+	svc, err := boot.New(cfg, p.store, p.tc, p.logger)
 	if err != nil {
 		return err
 	}
-	defer tc.Close()
-	svc, err := boot.New(cfg, st, tc, logger)
-	if err != nil {
-		return err
-	}
-	logger.Info("boot service running", "serves", describeBoot(cfg))
+	p.logger.Info("boot service running", "serves", describeBoot(cfg))
 	return svc.Run(ctx)
 }
