@@ -125,7 +125,7 @@ func runDev(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 	g.Go(func() error { return api.Serve(g.ctx, ln) })
 	g.Go(func() error { return bootSvc.Run(g.ctx) })
 
-	fmt.Fprintf(stdout, "bareflow dev %s is up in %s\n", version, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "bareflow dev is up in %s (version %s)\n", time.Since(start).Round(time.Millisecond), version)
 	fmt.Fprintf(stdout, "  API:                http://%s/api/v1  (OpenAPI: /api/v1/openapi.yaml)\n", ln.Addr())
 	if ts.UIURL() != "" {
 		fmt.Fprintf(stdout, "  Temporal Web UI:    %s\n", ts.UIURL())
