@@ -334,11 +334,11 @@ func (a *BMC) SyncPower(ctx context.Context, in SyncPowerInput) (SyncPowerResult
 			defer wg.Done()
 			defer func() { <-sem }()
 			st, err := a.pollOnce(ctx, id)
-			mu.Lock()
-			defer mu.Unlock()
 			if err == nil && a.Records != nil {
 				err = a.Records.SetPowerState(ctx, id, st, time.Now().UTC())
 			}
+			mu.Lock()
+			defer mu.Unlock()
 			if err != nil {
 				res.Failed++
 				if len(res.Errors) < maxSyncErrors {

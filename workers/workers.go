@@ -83,12 +83,13 @@ func EnsurePowerSyncSchedule(ctx context.Context, c client.Client, taskQueue str
 		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
 	})
 	var exists *serviceerror.WorkflowExecutionAlreadyStarted
-	if err == nil || !(errors.Is(err, temporal.ErrScheduleAlreadyRunning) || errors.As(err, &exists)) {
-		if err != nil {
-			return fmt.Errorf("create power sync schedule: %w", err)
-		}
+	switch {
+	case err == nil:
 		return nil
+	case !errors.Is(err, temporal.ErrScheduleAlreadyRunning) && !errors.As(err, &exists):
+		return fmt.Errorf("create power sync schedule: %w", err)
 	}
+	// The schedule exists: keep it, with this interval.
 	h := c.ScheduleClient().GetHandle(ctx, contract.PowerSyncScheduleID)
 	err = h.Update(ctx, client.ScheduleUpdateOptions{DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 		s := in.Description.Schedule
