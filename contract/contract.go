@@ -207,6 +207,21 @@ const (
 	ErrBootDeviceNotSet  = "BootDeviceNotSet"
 	ErrMachineNotFound   = "MachineNotFound"
 	ErrInvalidInput      = "InvalidInput"
+	// ErrRamdiskTimeout: the ramdisk did not phone home in time.
+	ErrRamdiskTimeout = "RamdiskTimeout"
+	// ErrHostKeyMismatch: the ramdisk's SSH host key is not the one it
+	// phoned home with.
+	ErrHostKeyMismatch = "RamdiskHostKeyMismatch"
+	// ErrRamdiskUnreachable: the ramdisk's SSH server did not answer or
+	// refused bareflow's key.
+	ErrRamdiskUnreachable = "RamdiskUnreachable"
+	// ErrBMCSetupFailed: the in-band BMC set-up failed for good (no LAN
+	// channel, no free user slot, a password refused, no address).
+	ErrBMCSetupFailed = "BMCSetupFailed"
+	// ErrDuplicateMachine: the hardware is already another machine.
+	ErrDuplicateMachine = "DuplicateMachine"
+	// ErrMachineBusy: the machine is in a state the operation cannot start from.
+	ErrMachineBusy = "MachineBusy"
 )
 
 // PowerInput starts a Power workflow.
@@ -331,8 +346,10 @@ type BootEvent struct {
 // with a valid token.
 type RamdiskReady struct {
 	MachineID string
-	// Addr is the ramdisk's address; SSH listens on port 22 there.
+	// Addr is the ramdisk's address; SSH listens there on SSHPort.
 	Addr string
+	// SSHPort is the ramdisk's SSH port; zero means 22.
+	SSHPort int
 	// MACs lists every NIC the ramdisk found.
 	MACs []string
 	// SSHHostKey is the ramdisk's SSH host public key in authorized_keys
@@ -346,13 +363,81 @@ type RegisterInput struct {
 	OperationID string
 	MachineID   string
 	// Discovered is true when the boot service created the machine on its
-	// first PXE request.
-	Discovered  bool
-	RequestedBy string
+	// first PXE request: it is booting already, so Register does not power
+	// cycle it.
+	Discovered bool
+	// BMC says how the machine's BMC is set up in-band.
+	BMC BMCSetup
+	// LeaveInRamdisk keeps the machine running its ramdisk when Register is
+	// done; otherwise it is powered off.
+	LeaveInRamdisk bool
+	// RamdiskTimeout bounds the wait for the ramdisk to phone home. Zero
+	// means DefaultRamdiskTimeout.
+	RamdiskTimeout time.Duration
+	RequestedBy    string
 }
+
+// DefaultRamdiskTimeout is how long an operation waits for a machine's
+// ramdisk to phone home.
+const DefaultRamdiskTimeout = 30 * time.Minute
+
+// BMCSetupMode says what Register does to a machine's BMC.
+type BMCSetupMode string
+
+// BMC set-up modes.
+const (
+	// BMCSetupAuto keeps the BMC a machine was created with (verifying it),
+	// and otherwise sets one up: with a static address from the BMC network
+	// when there is one, keeping the BMC's own address otherwise.
+	BMCSetupAuto BMCSetupMode = ""
+	// BMCSetupStatic gives the BMC a reserved address of a BMC network.
+	BMCSetupStatic BMCSetupMode = "static"
+	// BMCSetupDHCP makes the BMC take its address by DHCP.
+	BMCSetupDHCP BMCSetupMode = "dhcp"
+	// BMCSetupKeep keeps the BMC's address and only adds bareflow's user.
+	BMCSetupKeep BMCSetupMode = "keep"
+	// BMCSetupSkip leaves the BMC alone.
+	BMCSetupSkip BMCSetupMode = "skip"
+)
+
+// Validate reports whether m is a known mode.
+func (m BMCSetupMode) Validate() error {
+	switch m {
+	case BMCSetupAuto, BMCSetupStatic, BMCSetupDHCP, BMCSetupKeep, BMCSetupSkip:
+		return nil
+	}
+	return fmt.Errorf("unknown BMC set-up mode %q (want static, dhcp, keep or skip)", string(m))
+}
+
+// BMCSetup says how Register sets up a machine's BMC.
+type BMCSetup struct {
+	Mode BMCSetupMode
+	// Network names the BMC network of a static set-up; empty means the
+	// only network of kind bmc.
+	Network string
+	// Username is the BMC user bareflow creates; empty means
+	// DefaultBMCUsername.
+	Username string
+}
+
+// DefaultBMCUsername is the BMC user Register creates.
+const DefaultBMCUsername = "bareflow"
 
 // RegisterResult is what a Register workflow returns.
 type RegisterResult struct {
 	MachineID string
 	Ramdisk   RamdiskReady
+	// Vendor, Model, Serial, CPUs (logical), MemoryBytes and Disks sum up
+	// the inventory recorded.
+	Vendor      string
+	Model       string
+	Serial      string
+	CPUs        int
+	MemoryBytes int64
+	Disks       int
+	// BMCAddr is the BMC's address and port ("" when the BMC was left
+	// alone) and BMCUser the user bareflow uses there.
+	BMCAddr    string
+	BMCUser    string
+	PowerState PowerState
 }

@@ -54,8 +54,9 @@ func scanBootIntent(row pgx.Row) (BootIntent, error) {
 }
 
 // SetBootIntent records (or replaces) the boot intent of a machine. It is
-// idempotent: setting the same intent twice leaves one. ExpiresAt must be in
-// the future.
+// idempotent: setting the same intent twice leaves one, and renewing an
+// intent of the same workflow that has not expired keeps its CreatedAt.
+// ExpiresAt must be in the future.
 func (s *Store) SetBootIntent(ctx context.Context, in BootIntent) (BootIntent, error) {
 	if !isUUID(in.MachineID) {
 		return BootIntent{}, fmt.Errorf("set boot intent: %w", notFound("machine", in.MachineID))
@@ -73,7 +74,9 @@ func (s *Store) SetBootIntent(ctx context.Context, in BootIntent) (BootIntent, e
 		INSERT INTO boot_intents (machine_id, purpose, workflow_id, expires_at)
 		VALUES ($1, $2, $3, $4)
 		ON CONFLICT (machine_id) DO UPDATE SET purpose = excluded.purpose,
-			workflow_id = excluded.workflow_id, expires_at = excluded.expires_at, created_at = now()
+			workflow_id = excluded.workflow_id, expires_at = excluded.expires_at,
+			created_at = CASE WHEN boot_intents.workflow_id = excluded.workflow_id AND boot_intents.expires_at > now()
+				THEN boot_intents.created_at ELSE now() END
 		RETURNING `+bootIntentColumns, in.MachineID, string(in.Purpose), in.WorkflowID, in.ExpiresAt))
 	if err != nil {
 		if hasCode(err, pgForeignKeyViolation) {

@@ -52,8 +52,15 @@ type Machine struct {
 	LastErrorCode string
 	LastError     string
 	Labels        map[string]string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// CPUThreads, MemoryBytes and DiskCount sum up the hardware inventory
+	// (GetInventory returns it whole); InventoryAt is zero when none was
+	// collected.
+	CPUThreads  int
+	MemoryBytes int64
+	DiskCount   int
+	InventoryAt time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 	// Version increases on every change but power-state observations. Pass
 	// it as MachineUpdate.ExpectVersion to detect concurrent changes.
 	Version int
@@ -120,6 +127,15 @@ type MachineUpdate struct {
 type MachineFilter struct {
 	State  contract.MachineState
 	Vendor string
+	Model  string
+	// MinCPUs, MinMemoryBytes and MinDisks select machines with at least
+	// that many logical CPUs, bytes of memory and disks; CPUs and Disks
+	// exactly that many.
+	MinCPUs        int
+	CPUs           int
+	MinMemoryBytes int64
+	MinDisks       int
+	Disks          int
 	// Limit is the page size: DefaultLimit when zero, at most MaxLimit.
 	Limit int
 	// After is the cursor ListMachines returned for the previous page.
@@ -130,6 +146,7 @@ type MachineFilter struct {
 const machineColumns = `id, name, state, pxe_mac, system_uuid, serial, vendor, model,
 	bmc_addr, bmc_port, bmc_user, bmc_password IS NOT NULL, bmc_cipher_suite,
 	power_state, power_state_at, last_error_code, last_error, labels,
+	cpu_threads, memory_bytes, disk_count, inventory_at,
 	created_at, updated_at, version`
 
 func scanMachine(row pgx.Row) (Machine, error) {
@@ -139,12 +156,14 @@ func scanMachine(row pgx.Row) (Machine, error) {
 		bmcAddr   netip.Addr
 		bmcPort   *int32
 		powerAt   *time.Time
+		invAt     *time.Time
 		state     string
 		powerStat string
 	)
 	err := row.Scan(&m.ID, &m.Name, &state, &mac, &m.SystemUUID, &m.Serial, &m.Vendor, &m.Model,
 		&bmcAddr, &bmcPort, &m.BMCUser, &m.HasBMCPassword, &m.BMCCipherSuite,
 		&powerStat, &powerAt, &m.LastErrorCode, &m.LastError, &m.Labels,
+		&m.CPUThreads, &m.MemoryBytes, &m.DiskCount, &invAt,
 		&m.CreatedAt, &m.UpdatedAt, &m.Version)
 	if err != nil {
 		return Machine{}, err
@@ -159,6 +178,9 @@ func scanMachine(row pgx.Row) (Machine, error) {
 	}
 	if powerAt != nil {
 		m.PowerStateAt = *powerAt
+	}
+	if invAt != nil {
+		m.InventoryAt = *invAt
 	}
 	if m.Labels == nil {
 		m.Labels = map[string]string{}
@@ -352,6 +374,23 @@ func (s *Store) ListMachines(ctx context.Context, f MachineFilter) ([]Machine, s
 	}
 	if f.Vendor != "" {
 		where = append(where, "vendor = "+arg(f.Vendor))
+	}
+	if f.Model != "" {
+		where = append(where, "model = "+arg(f.Model))
+	}
+	for _, c := range []struct {
+		cond string
+		v    int64
+	}{
+		{"cpu_threads >= ", int64(f.MinCPUs)}, {"cpu_threads = ", int64(f.CPUs)},
+		{"memory_bytes >= ", f.MinMemoryBytes}, {"disk_count >= ", int64(f.MinDisks)}, {"disk_count = ", int64(f.Disks)},
+	} {
+		if c.v < 0 {
+			return nil, "", fmt.Errorf("list machines: %w", invalidf("hardware filters must not be negative"))
+		}
+		if c.v > 0 {
+			where = append(where, c.cond+arg(c.v))
+		}
 	}
 	if f.After != "" {
 		parts, err := decodeCursor(f.After, 1)

@@ -56,11 +56,17 @@ type Network struct {
 	// Interface is the boot service's interface on this network, for DHCP
 	// without a relay.
 	Interface string
+	// BMCPort is the RMCP+ port the BMCs of a BMC network answer on; zero
+	// means DefaultBMCPort.
+	BMCPort   int
 	CreatedAt time.Time
 }
 
+// DefaultBMCPort is the standard RMCP+ port.
+const DefaultBMCPort = 623
+
 const networkColumns = `id, name, kind, cidr, gateway, dns, domain, range_start, range_end,
-	lease_seconds, relay_addrs, interface, created_at`
+	lease_seconds, relay_addrs, interface, bmc_port, created_at`
 
 func scanNetwork(row pgx.Row) (Network, error) {
 	var (
@@ -68,7 +74,7 @@ func scanNetwork(row pgx.Row) (Network, error) {
 		kind string
 	)
 	err := row.Scan(&n.ID, &n.Name, &kind, &n.CIDR, &n.Gateway, &n.DNS, &n.Domain, &n.RangeStart, &n.RangeEnd,
-		&n.LeaseSeconds, &n.RelayAddrs, &n.Interface, &n.CreatedAt)
+		&n.LeaseSeconds, &n.RelayAddrs, &n.Interface, &n.BMCPort, &n.CreatedAt)
 	if err != nil {
 		return Network{}, err
 	}
@@ -112,6 +118,12 @@ func (n *Network) validate() error {
 	if n.LeaseSeconds == 0 {
 		n.LeaseSeconds = DefaultLeaseSeconds
 	}
+	if n.BMCPort == 0 {
+		n.BMCPort = DefaultBMCPort
+	}
+	if n.BMCPort < 1 || n.BMCPort > 65535 {
+		return invalidf("BMC port %d is outside 1-65535", n.BMCPort)
+	}
 	if n.LeaseSeconds < 0 {
 		return invalidf("lease time %ds must be positive", n.LeaseSeconds)
 	}
@@ -149,11 +161,11 @@ func (s *Store) CreateNetwork(ctx context.Context, n Network) (Network, error) {
 	}
 	out, err := scanNetwork(s.pool.QueryRow(ctx, `
 		INSERT INTO networks (name, kind, cidr, gateway, dns, domain, range_start, range_end,
-			lease_seconds, relay_addrs, interface)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			lease_seconds, relay_addrs, interface, bmc_port)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		RETURNING `+networkColumns,
 		n.Name, string(n.Kind), n.CIDR, addrArg(n.Gateway), n.DNS, n.Domain, addrArg(n.RangeStart),
-		addrArg(n.RangeEnd), n.LeaseSeconds, n.RelayAddrs, n.Interface))
+		addrArg(n.RangeEnd), n.LeaseSeconds, n.RelayAddrs, n.Interface, n.BMCPort))
 	if err != nil {
 		return Network{}, fmt.Errorf("create network %q: %w", n.Name, dbError(err))
 	}
