@@ -32,6 +32,7 @@ type leaseKeeper interface {
 type machineDirectory interface {
 	GetMachineByMAC(ctx context.Context, mac net.HardwareAddr) (store.Machine, error)
 	CreateMachine(ctx context.Context, in store.MachineCreate) (store.Machine, error)
+	SetBootIntent(ctx context.Context, in store.BootIntent) (store.BootIntent, error)
 }
 
 // DHCP work queues: packets wait in bounded queues for a fixed set of
@@ -336,10 +337,25 @@ func (h *dhcpHandler) resolveMachine(ctx context.Context, r *dhcpRequest, log *s
 		log.Warn("cannot record discovered machine", "error", err)
 		return false, outcomeError
 	}
+	if m.State == contract.MachineDiscovered {
+		// Its first iPXE script, moments from now, must load the ramdisk
+		// for the Register workflow the boot event starts.
+		if _, err := h.machines.SetBootIntent(dctx, store.BootIntent{
+			MachineID: m.ID, Purpose: store.BootPurposeRamdisk, WorkflowID: contract.MachineWorkflowID(m.ID),
+			ExpiresAt: time.Now().Add(contract.DefaultRamdiskTimeout + discoveredIntentSlack),
+		}); err != nil {
+			log.Warn("cannot set the ramdisk boot intent of a discovered machine", "machine_id", m.ID, "error", err)
+			return false, outcomeError
+		}
+	}
 	log.Info("discovered a machine", "machine_id", m.ID, "name", m.Name)
 	r.machine = m
 	return true, ""
 }
+
+// discoveredIntentSlack keeps a discovered machine's ramdisk intent a
+// little longer than its Register workflow waits.
+const discoveredIntentSlack = 10 * time.Minute
 
 // discoveredName is the name of a machine discovered by its PXE MAC.
 func discoveredName(mac net.HardwareAddr) string { return "m-" + hex.EncodeToString(mac) }

@@ -156,6 +156,11 @@ func TestDHCPExchangeAndEvents(t *testing.T) {
 	if offer.HostName() != m.Name {
 		t.Errorf("host name: got %q, want %q", offer.HostName(), m.Name)
 	}
+	// Its first iPXE script must load the ramdisk for its Register workflow.
+	if bi, err := env.st.GetBootIntent(ctx, m.ID); err != nil || bi.Purpose != store.BootPurposeRamdisk ||
+		bi.WorkflowID != contract.MachineWorkflowID(m.ID) {
+		t.Errorf("boot intent of the discovered machine: got %+v, %v, want the ramdisk for %s", bi, err, contract.MachineWorkflowID(m.ID))
+	}
 
 	ack, _, outcome := h.handle(ctx, l, requestFor(t, offer, withArch(iana.INTEL_X86PC)))
 	if ack == nil || ack.MessageType() != dhcpv4.MessageTypeAck {

@@ -79,6 +79,10 @@ func (m *memMachines) CreateMachine(_ context.Context, in store.MachineCreate) (
 	return mm, nil
 }
 
+func (m *memMachines) SetBootIntent(_ context.Context, in store.BootIntent) (store.BootIntent, error) {
+	return in, nil
+}
+
 func fuzzHandler() *dhcpHandler {
 	cfg := Config{AutoRegister: true, PublicURL: "http://203.0.113.5:8081", ARM64BootFile: "arm.efi"}.withDefaults()
 	logger := slog.New(slog.DiscardHandler)

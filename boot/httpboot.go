@@ -36,6 +36,7 @@ type bootStore interface {
 	GetBootIntent(ctx context.Context, machineID string) (store.BootIntent, error)
 	CreateBootToken(ctx context.Context, machineID, workflowID string, ttl time.Duration) (string, store.BootToken, error)
 	ConsumeBootToken(ctx context.Context, plaintext, machineID string, fn func(store.BootToken) error) (store.BootToken, error)
+	RecordRamdiskSession(ctx context.Context, rs store.RamdiskSession) (store.RamdiskSession, error)
 }
 
 // httpBoot serves iPXE scripts, the ramdisk's files and phone-home.
@@ -198,6 +199,7 @@ type phoneHomeRequest struct {
 	MachineID  string   `json:"machine_id"`
 	Token      string   `json:"token"`
 	Addr       string   `json:"addr"`
+	SSHPort    int      `json:"ssh_port,omitempty"`
 	MACs       []string `json:"macs"`
 	SSHHostKey string   `json:"ssh_host_key"`
 }
@@ -207,6 +209,7 @@ type phoneHome struct {
 	MachineID  string
 	Token      string
 	Addr       netip.Addr
+	SSHPort    int
 	MACs       []string
 	SSHHostKey string
 }
@@ -247,6 +250,10 @@ func decodePhoneHome(r io.Reader, remote netip.Addr) (phoneHome, error) {
 	default:
 		return phoneHome{}, fmt.Errorf("addr is required")
 	}
+	if req.SSHPort < 0 || req.SSHPort > 65535 {
+		return phoneHome{}, fmt.Errorf("ssh_port must be from 1 to 65535")
+	}
+	out.SSHPort = req.SSHPort
 	if len(req.MACs) > maxPhoneHomeMACs {
 		return phoneHome{}, fmt.Errorf("at most %d MACs", maxPhoneHomeMACs)
 	}
@@ -279,8 +286,8 @@ type jsonError struct {
 	Message string `json:"message"`
 }
 
-// phoneHome checks the ramdisk's token and signals the machine's workflow
-// that the ramdisk is up. The token is spent only when the signal went
+// phoneHome checks the ramdisk's token, records the ramdisk's address and
+// host key, and signals the machine's workflow that the ramdisk is up. The token is spent only when the signal went
 // through, so a ramdisk may retry after a failure on bareflow's side.
 func (b *httpBoot) phoneHome(w http.ResponseWriter, r *http.Request) {
 	const ep = "phone_home"
@@ -308,8 +315,15 @@ func (b *httpBoot) phoneHome(w http.ResponseWriter, r *http.Request) {
 	var wid string
 	_, err = b.st.ConsumeBootToken(ctx, ph.Token, ph.MachineID, func(t store.BootToken) error {
 		wid = t.WorkflowID
+		// Recorded first and on its own: a workflow whose signal is lost
+		// finds its ramdisk there.
+		if _, err := b.st.RecordRamdiskSession(ctx, store.RamdiskSession{
+			MachineID: ph.MachineID, WorkflowID: t.WorkflowID, Addr: ph.Addr, SSHPort: ph.SSHPort, SSHHostKey: ph.SSHHostKey, MACs: ph.MACs,
+		}); err != nil {
+			return err
+		}
 		return b.signaler.SignalWorkflow(ctx, t.WorkflowID, "", contract.SignalRamdiskReady, contract.RamdiskReady{
-			MachineID: ph.MachineID, Addr: ph.Addr.String(), MACs: ph.MACs, SSHHostKey: ph.SSHHostKey, At: time.Now().UTC(),
+			MachineID: ph.MachineID, Addr: ph.Addr.String(), SSHPort: ph.SSHPort, MACs: ph.MACs, SSHHostKey: ph.SSHHostKey, At: time.Now().UTC(),
 		})
 	})
 	var te *store.BootTokenError

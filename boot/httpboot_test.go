@@ -249,6 +249,12 @@ func TestPhoneHome(t *testing.T) {
 		if code != http.StatusServiceUnavailable {
 			t.Fatalf("got %d %s, want 503", code, msg)
 		}
+		// The phone-home is on record although the signal failed: a
+		// waiting workflow polls for it.
+		rs, err := e.st.GetRamdiskSession(testCtx(t), e.web1.ID)
+		if err != nil || rs.Addr.String() != "203.0.113.40" || rs.SSHHostKey != key || rs.WorkflowID != contract.MachineWorkflowID(e.web1.ID) {
+			t.Errorf("phone-home record: got %+v, %v, want 203.0.113.40 with the host key", rs, err)
+		}
 	})
 	t.Run("good", func(t *testing.T) {
 		if code, msg := e.phoneHome(t, body(e.web1.ID, tok)); code != http.StatusOK {
@@ -287,6 +293,7 @@ func TestPhoneHome(t *testing.T) {
 		"unknown field": []byte(`{"machine_id":"` + e.web1.ID + `","token":"x","ssh_host_key":"` + key + `","extra":1}`),
 		"bad key":       []byte(`{"machine_id":"` + e.web1.ID + `","token":"x","ssh_host_key":"ssh-rsa AAAA"}`),
 		"bad MAC":       []byte(`{"machine_id":"` + e.web1.ID + `","token":"x","macs":["zz"],"ssh_host_key":"` + key + `"}`),
+		"bad SSH port":  []byte(`{"machine_id":"` + e.web1.ID + `","token":"x","ssh_port":70000,"ssh_host_key":"` + key + `"}`),
 		"too big":       append([]byte(`{"machine_id":"`+e.web1.ID+`","token":"`), bytes.Repeat([]byte("a"), 70<<10)...),
 	}
 	for name, raw := range bad {
