@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -47,7 +48,14 @@ type machineJSON struct {
 	PowerStateAt *time.Time            `json:"power_state_at,omitempty"`
 	LastError    *errorJSON            `json:"last_error,omitempty"`
 	Labels       map[string]string     `json:"labels,omitempty"`
-	CreatedAt    time.Time             `json:"created_at"`
+	// CPUs, MemoryBytes and Disks sum up the hardware inventory; Hardware
+	// is the whole inventory, on a single machine's page only.
+	CPUs        int                 `json:"cpus,omitempty"`
+	MemoryBytes int64               `json:"memory_bytes,omitempty"`
+	Disks       int                 `json:"disks,omitempty"`
+	InventoryAt *time.Time          `json:"inventory_at,omitempty"`
+	Hardware    *contract.Inventory `json:"hardware,omitempty"`
+	CreatedAt   time.Time           `json:"created_at"`
 	UpdatedAt    time.Time             `json:"updated_at"`
 	Version      int                   `json:"version"`
 }
@@ -73,6 +81,11 @@ func toMachineJSON(m store.Machine) machineJSON {
 	}
 	if m.LastErrorCode != "" || m.LastError != "" {
 		j.LastError = &errorJSON{Code: m.LastErrorCode, Message: m.LastError}
+	}
+	if !m.InventoryAt.IsZero() {
+		t := m.InventoryAt
+		j.InventoryAt = &t
+		j.CPUs, j.MemoryBytes, j.Disks = m.CPUThreads, m.MemoryBytes, m.DiskCount
 	}
 	return j
 }
@@ -205,7 +218,68 @@ func (s *Server) showMachine(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, toMachineJSON(m))
+	j := toMachineJSON(m)
+	if !m.InventoryAt.IsZero() {
+		inv, err := s.store.GetInventory(c.Request().Context(), m.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			j.Hardware = &inv
+		}
+	}
+	return c.JSON(http.StatusOK, j)
+}
+
+// hardwareFilters reads the hardware query parameters of a machine listing.
+func hardwareFilters(c echo.Context, f *store.MachineFilter) error {
+	f.Model = c.QueryParam("model")
+	for _, p := range []struct {
+		name string
+		dst  *int
+	}{{"cpus", &f.CPUs}, {"cpus_min", &f.MinCPUs}, {"disks", &f.Disks}, {"disks_min", &f.MinDisks}} {
+		v := c.QueryParam(p.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errInvalid(p.name + " must be a whole number")
+		}
+		*p.dst = n
+	}
+	if v := c.QueryParam("memory_min"); v != "" {
+		n, err := parseBytes(v)
+		if err != nil {
+			return errInvalid("memory_min: " + err.Error())
+		}
+		f.MinMemoryBytes = n
+	}
+	return nil
+}
+
+// parseBytes reads a size: a number of bytes, or a number with a unit
+// (KiB, MiB, GiB, TiB, or KB, MB, GB, TB in powers of ten).
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}, {"", 1},
+	}
+	for _, u := range units {
+		num, ok := strings.CutSuffix(s, u.suffix)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+		if err != nil || n < 0 || n > (1<<62)/u.mult {
+			break
+		}
+		return n * u.mult, nil
+	}
+	return 0, fmt.Errorf("%q is not a size such as 68719476736 or 64GiB", s)
 }
 
 func (s *Server) listMachines(c echo.Context) error {
@@ -214,6 +288,9 @@ func (s *Server) listMachines(c echo.Context) error {
 		return err
 	}
 	f := store.MachineFilter{Vendor: c.QueryParam("vendor"), Limit: limit, After: c.QueryParam("after")}
+	if err := hardwareFilters(c, &f); err != nil {
+		return err
+	}
 	if v := c.QueryParam("state"); v != "" {
 		f.State = contract.MachineState(v)
 		if err := f.State.Validate(); err != nil {
@@ -413,4 +490,80 @@ func (s *Server) powerStatus(c echo.Context) error {
 	at := res.At
 	out.PowerState, out.ObservedAt, out.Source = res.PowerState, &at, "bmc"
 	return c.JSON(http.StatusOK, out)
+}
+
+type registerRequest struct {
+	BMC *struct {
+		Mode     contract.BMCSetupMode `json:"mode"`
+		Network  string                `json:"network"`
+		Username string                `json:"username"`
+	} `json:"bmc"`
+	LeaveInRamdisk        bool `json:"leave_in_ramdisk"`
+	RamdiskTimeoutSeconds int  `json:"ramdisk_timeout_seconds"`
+	// Force registers a machine that runs an OS: it is rebooted into the
+	// ramdisk.
+	Force bool `json:"force"`
+}
+
+const maxRamdiskTimeoutSeconds = 24 * 3600
+
+// register starts a Register workflow: the machine boots the ramdisk
+// (through its BMC, or by hand), reports its hardware and gets its BMC set
+// up. It also refreshes the inventory of a registered machine.
+func (s *Server) register(c echo.Context) error {
+	m, err := s.machine(c)
+	if err != nil {
+		return err
+	}
+	var in registerRequest
+	if c.Request().ContentLength != 0 {
+		if err := decode(c, &in); err != nil {
+			return err
+		}
+	}
+	var setup contract.BMCSetup
+	if in.BMC != nil {
+		setup = contract.BMCSetup{Mode: in.BMC.Mode, Network: in.BMC.Network, Username: in.BMC.Username}
+	}
+	if err := setup.Mode.Validate(); err != nil {
+		return errInvalid("bmc.mode: " + err.Error())
+	}
+	if setup.Username != "" && !validBMCUsername(setup.Username) {
+		return errInvalid("bmc.username must be 1 to 16 letters, digits, '-', '_' or '.'")
+	}
+	if in.RamdiskTimeoutSeconds < 0 || in.RamdiskTimeoutSeconds > maxRamdiskTimeoutSeconds {
+		return errInvalid("ramdisk_timeout_seconds must be from 0 to " + strconv.Itoa(maxRamdiskTimeoutSeconds))
+	}
+	switch m.State {
+	case contract.MachineRunning, contract.MachineDeploying:
+		if !in.Force {
+			return &apiError{Status: http.StatusConflict, Code: "machine_in_use", Message: fmt.Sprintf(
+				"machine %s is %s: registering reboots it into the ramdisk; send force: true to do it anyway", m.Name, m.State)}
+		}
+	case contract.MachineWiping:
+		return &apiError{Status: http.StatusConflict, Code: "machine_in_use", Message: fmt.Sprintf("machine %s is being wiped", m.Name)}
+	}
+	op, err := s.startOperation(c, m, contract.OperationRegister, contract.WorkflowRegister, func(opID string) any {
+		return contract.RegisterInput{
+			OperationID: opID, MachineID: m.ID, BMC: setup, LeaveInRamdisk: in.LeaveInRamdisk,
+			RamdiskTimeout: time.Duration(in.RamdiskTimeoutSeconds) * time.Second, RequestedBy: actor(c),
+		}
+	})
+	if err != nil {
+		return err
+	}
+	setAudit(c, "machine.register", m.ID, op.ID)
+	return c.JSON(http.StatusAccepted, s.toOperationJSON(op))
+}
+
+func validBMCUsername(u string) bool {
+	if len(u) == 0 || len(u) > 16 {
+		return false
+	}
+	for _, r := range u {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

@@ -26,6 +26,7 @@ type networkJSON struct {
 	LeaseSeconds int       `json:"lease_seconds"`
 	RelayAddrs   []string  `json:"relay_addrs,omitempty"`
 	Interface    string    `json:"interface,omitempty"`
+	BMCPort      int       `json:"bmc_port,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 }
 
@@ -45,11 +46,15 @@ func addrStrings(as []netip.Addr) []string {
 }
 
 func toNetworkJSON(n store.Network) networkJSON {
-	return networkJSON{
+	j := networkJSON{
 		ID: n.ID, Name: n.Name, Kind: string(n.Kind), CIDR: n.CIDR.String(), Gateway: addrString(n.Gateway),
 		DNS: addrStrings(n.DNS), Domain: n.Domain, RangeStart: addrString(n.RangeStart), RangeEnd: addrString(n.RangeEnd),
 		LeaseSeconds: n.LeaseSeconds, RelayAddrs: addrStrings(n.RelayAddrs), Interface: n.Interface, CreatedAt: n.CreatedAt,
 	}
+	if n.Kind == store.NetworkBMC {
+		j.BMCPort = n.BMCPort
+	}
+	return j
 }
 
 type networkInput struct {
@@ -64,6 +69,8 @@ type networkInput struct {
 	LeaseSeconds int      `json:"lease_seconds"`
 	RelayAddrs   []string `json:"relay_addrs"`
 	Interface    string   `json:"interface"`
+	// BMCPort is the RMCP+ port of the BMCs of a bmc network (623).
+	BMCPort int `json:"bmc_port"`
 }
 
 func parseAddr(field, s string) (netip.Addr, error) {
@@ -93,7 +100,7 @@ func parseAddrs(field string, ss []string) ([]netip.Addr, error) {
 }
 
 func (in networkInput) network() (store.Network, error) {
-	n := store.Network{Name: in.Name, Kind: store.NetworkKind(in.Kind), Domain: in.Domain, LeaseSeconds: in.LeaseSeconds, Interface: in.Interface}
+	n := store.Network{Name: in.Name, Kind: store.NetworkKind(in.Kind), Domain: in.Domain, LeaseSeconds: in.LeaseSeconds, Interface: in.Interface, BMCPort: in.BMCPort}
 	if in.Name == "" {
 		return n, errInvalid("name is required")
 	}

@@ -158,6 +158,7 @@ func (s *Server) routes(e *echo.Echo) {
 	api.GET("/machines/:id/power", s.powerStatus)
 	api.POST("/machines/:id/power", s.power)
 	api.POST("/machines/:id/boot-device", s.setBootDevice)
+	api.POST("/machines/:id/register", s.register)
 	api.GET("/machines/:id/operations", s.machineOperations)
 	api.GET("/operations", s.listOperations)
 	api.GET("/operations/:id", s.showOperation)

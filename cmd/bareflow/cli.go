@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"bareflow/contract"
 )
 
 // The CLI decodes the API's JSON into these views.
@@ -36,7 +38,11 @@ type (
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"last_error"`
-		CreatedAt time.Time `json:"created_at"`
+		CPUs        int                 `json:"cpus"`
+		MemoryBytes int64               `json:"memory_bytes"`
+		Disks       int                 `json:"disks"`
+		Hardware    *contract.Inventory `json:"hardware"`
+		CreatedAt   time.Time           `json:"created_at"`
 	}
 	operationView struct {
 		ID          string  `json:"id"`
@@ -108,7 +114,7 @@ func subcommand(args []string, what string, known ...string) (string, []string, 
 }
 
 func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
-	sub, rest, err := subcommand(args, "machine", "list", "show", "create", "update", "delete")
+	sub, rest, err := subcommand(args, "machine", "list", "show", "create", "update", "delete", "register")
 	if err != nil {
 		return err
 	}
@@ -121,6 +127,10 @@ func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 	case "list":
 		state := fs.String("state", "", "only machines in this state")
 		vendor := fs.String("vendor", "", "only machines of this vendor")
+		model := fs.String("model", "", "only machines of this model")
+		cpusMin := fs.String("cpus-min", "", "only machines with at least this many logical CPUs")
+		memMin := fs.String("memory-min", "", "only machines with at least this much memory (64GiB, or bytes)")
+		disksMin := fs.String("disks-min", "", "only machines with at least this many disks")
 		limit := fs.Int("limit", 0, "page size (default 100)")
 		all := fs.Bool("all", true, "follow every page")
 		if _, err := parseInterspersed(fs, rest); err != nil {
@@ -131,7 +141,8 @@ func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 		after := ""
 		for {
 			q := url.Values{}
-			for k, v := range map[string]string{"state": *state, "vendor": *vendor, "after": after} {
+			for k, v := range map[string]string{"state": *state, "vendor": *vendor, "model": *model, "cpus_min": *cpusMin,
+				"memory_min": *memMin, "disks_min": *disksMin, "after": after} {
 				if v != "" {
 					q.Set(k, v)
 				}
@@ -163,7 +174,7 @@ func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 			return printJSON(stdout, b)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSTATE\tPOWER\tBMC\tPXE MAC\tLAST ERROR\tID")
+		fmt.Fprintln(tw, "NAME\tSTATE\tPOWER\tBMC\tPXE MAC\tMODEL\tCPUS\tMEMORY\tDISKS\tLAST ERROR\tID")
 		for _, m := range items {
 			bmcAddr, lastErr := "-", "-"
 			if m.BMC != nil {
@@ -172,7 +183,12 @@ func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 			if m.LastError != nil {
 				lastErr = m.LastError.Code
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.State, m.PowerState, bmcAddr, dash(m.PXEMAC), lastErr, m.ID)
+			cpus, mem, disks := "-", "-", "-"
+			if m.CPUs > 0 || m.MemoryBytes > 0 || m.Disks > 0 {
+				cpus, mem, disks = fmt.Sprint(m.CPUs), gib(m.MemoryBytes), fmt.Sprint(m.Disks)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.State, m.PowerState, bmcAddr, dash(m.PXEMAC),
+				dash(m.Model), cpus, mem, disks, lastErr, m.ID)
 		}
 		return tw.Flush()
 	case "show":
@@ -264,6 +280,24 @@ func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 			return err
 		}
 		return showMachine(stdout, m)
+	case "register":
+		bmcMode := fs.String("bmc-mode", "", "BMC set-up: static, dhcp, keep or skip (default: keep a BMC the machine has, else static from the BMC network)")
+		bmcNetwork := fs.String("bmc-network", "", "BMC network of a static set-up (default: the only bmc network)")
+		leave := fs.Bool("leave-in-ramdisk", false, "keep the machine running its ramdisk afterwards")
+		force := fs.Bool("force", false, "register a running machine (it is rebooted into the ramdisk)")
+		timeout := fs.Duration("ramdisk-timeout", 0, "how long to wait for the ramdisk (default 30m)")
+		wait := fs.Bool("wait", true, "wait for the operation to end")
+		pos, err := parseInterspersed(fs, rest)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageError("machine register MACHINE")
+		}
+		body := map[string]any{"leave_in_ramdisk": *leave, "force": *force,
+			"ramdisk_timeout_seconds": int(timeout.Seconds()),
+			"bmc":                     map[string]string{"mode": *bmcMode, "network": *bmcNetwork}}
+		return startAndMaybeWait(ctx, c, stdout, "/machines/"+url.PathEscape(pos[0])+"/register", body, *wait, 0)
 	case "delete":
 		pos, err := parseInterspersed(fs, rest)
 		if err != nil {
@@ -329,7 +363,52 @@ func showMachine(w io.Writer, m machineView) error {
 	if m.LastError != nil {
 		fmt.Fprintf(tw, "Last error:\t%s: %s\n", m.LastError.Code, m.LastError.Message)
 	}
+	if inv := m.Hardware; inv != nil {
+		showHardware(tw, inv)
+	}
 	return tw.Flush()
+}
+
+// gib prints a size in GiB.
+func gib(b int64) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+}
+
+// showHardware prints an inventory, one line per part.
+func showHardware(tw io.Writer, inv *contract.Inventory) {
+	fmt.Fprintf(tw, "Firmware:\t%s, BIOS %s %s\n", dash(inv.System.BootMode), dash(inv.System.BIOSVendor), dash(inv.System.BIOSVersion))
+	fmt.Fprintf(tw, "CPU:\t%s: %d socket(s), %d cores, %d threads\n", dash(inv.CPU.Model), inv.CPU.Sockets, inv.CPU.Cores, inv.CPU.Threads)
+	fmt.Fprintf(tw, "Memory:\t%s in %d DIMM(s)\n", gib(inv.Memory.TotalBytes), len(inv.Memory.DIMMs))
+	for _, n := range inv.NICs {
+		link := "down"
+		if n.Link {
+			link = "up"
+			if n.SpeedMbps > 0 {
+				link = fmt.Sprintf("up %d Mb/s", n.SpeedMbps)
+			}
+		}
+		lldp := ""
+		if n.LLDP != nil {
+			lldp = fmt.Sprintf(", switch %s port %s", dash(n.LLDP.SystemName), dash(n.LLDP.PortID))
+		}
+		fmt.Fprintf(tw, "NIC %s:\t%s %s, link %s%s\n", n.Name, n.MAC, dash(n.Driver), link, lldp)
+	}
+	for _, d := range inv.Disks {
+		fmt.Fprintf(tw, "Disk %s:\t%s %s %s, %s, serial %s\n", d.Name, gib(d.SizeBytes), d.Type, dash(d.Transport), dash(d.Model), dash(d.Serial))
+	}
+	for _, r := range inv.RAID {
+		fmt.Fprintf(tw, "RAID:\t%s (%s, tool %s): %d physical, %d logical disk(s)\n", dash(r.Model), dash(r.Driver), dash(r.Tool),
+			len(r.PhysicalDisks), len(r.LogicalDisks))
+	}
+	if n := inv.GPUCount(); n > 0 {
+		fmt.Fprintf(tw, "GPUs:\t%d\n", n)
+	}
+	for _, w := range inv.Warnings {
+		fmt.Fprintf(tw, "Warning:\t%s\n", w)
+	}
 }
 
 // startAndMaybeWait prints the operation an API call started and, with
