@@ -21,6 +21,40 @@
 //     answers with that device and all those bits clear.
 //   - RMCP+ works with cipher suite 3; ipmi_sim has no suite 17.
 //   - The LAN port is UDP, so Restart can bind the same port again at once.
+//   - Users (Set User Name, Set User Password, Set User Access, enable and
+//     disable) work and are kept in the state directory across Restart. The
+//     BMC keeps one access record per user, not one per channel, and stores
+//     16 bytes of a password: a 20-byte password only works when its last 4
+//     bytes are zero. Enabling a user and turning on its IPMI messaging are
+//     the same bit, and Get User Access reports the enable status as unknown.
+//     Test Password accepts any password. ipmi_sim writes changed users
+//     to its state directory on a one-second tick: a Restart sooner than
+//     that loses the change.
+//   - Options.LAN gives the LAN channel's IP settings (address source,
+//     address, netmask, default gateway, MAC) a store in files, through
+//     ipmi_sim's lan_config_program, so that "lan set" changes are committed
+//     there, read back by "lan print" and kept across Restart, and a switch
+//     to DHCP can be answered with a lease. Without it ipmi_sim keeps the IP
+//     settings in memory only, reports the MAC as 00:00:00:00:00:00 and
+//     accepts any address source.
+//   - Options.VMSerial adds ipmi_sim's VM serial interface (the system
+//     interface, channel 15) on a TCP port of 127.0.0.1, for QEMU's
+//     ipmi-bmc-extern device. With Options.VMPower as well, the chassis is
+//     that VM instead of the chassis-control script: power down (and the
+//     off half of a power cycle) makes QEMU shut down, Get Chassis Status
+//     reports on while a VM is connected and off otherwise, a hard reset
+//     resets the VM; power up does nothing (no VM is started), soft
+//     shutdown and Set System Boot Options answer "Invalid data field", and
+//     Power, SetPower, BootDevice and Calls see none of it.
+//   - Options.Netns runs ipmi_sim inside a network namespace, with its LAN
+//     interface on Options.Host and Options.Port there (the VM serial
+//     interface on 127.0.0.1 of the namespace), for a lab whose machines
+//     and workers all live in that namespace.
+//   - Not implemented by ipmi_sim: Cold Reset (ipmitool's "mc reset cold"
+//     does not wait for an answer and reports success; nothing is reset),
+//     the SOL payload access commands ("sol payload enable|status" answer
+//     "Invalid command"), and "sol info" without a sol line in the
+//     configuration.
 //
 // Tests that cannot find ipmi_sim are skipped, unless the environment sets
 // BAREFLOW_REQUIRE_INTEGRATION=1, which makes them fail instead.
@@ -65,6 +99,9 @@ const (
 // bmcIPMB is the IPMB address of the simulated BMC.
 const bmcIPMB = "0x20"
 
+// lanChannel is the channel number of the BMC's one LAN interface.
+const lanChannel = 1
+
 // Options say how the simulated BMC and its machine start.
 type Options struct {
 	// User and Password are the credentials of the BMC's administrator.
@@ -76,6 +113,26 @@ type Options struct {
 	// IgnoreSoftOff makes a soft shutdown do nothing, as on a machine whose
 	// OS does not handle the ACPI power button.
 	IgnoreSoftOff bool
+	// LAN, when not nil, backs the LAN channel's IP settings with files and
+	// sets their initial values. See LANConfig.
+	LAN *LANConfig
+	// VMSerial adds the line "serial 15 127.0.0.1 PORT codec VM" to the LAN
+	// configuration, so that a QEMU ipmi-bmc-extern chardev can connect to
+	// Sim.VMPort and give its guest a KCS interface to this BMC.
+	VMSerial bool
+	// VMPower, with VMSerial, leaves the chassis-control script out, so
+	// that ipmi_sim sends chassis power control to the connected VM: a
+	// power down shuts QEMU down. See the package comment.
+	VMPower bool
+	// Netns, when set, is the network namespace (as `ip netns` names it)
+	// ipmi_sim runs in; the readiness check is sent from inside it.
+	Netns string
+	// Host is the IPv4 address the LAN interface listens on; empty means
+	// 127.0.0.1. With Netns it is an address of that namespace.
+	Host string
+	// Port is the UDP port of the LAN interface; zero means a free port
+	// of the host's loopback.
+	Port int
 }
 
 // Sim is one running ipmi_sim and the simulated machine behind it.
@@ -83,12 +140,25 @@ type Sim struct {
 	// Host and Port are where the BMC's RMCP+ LAN interface listens.
 	Host string
 	Port int
+	// VMPort is the TCP port of 127.0.0.1 where the VM serial interface
+	// listens when Options.VMSerial is set, or 0. It stays the same across
+	// Restart, so that a QEMU with a reconnecting chardev finds it again.
+	// ipmi_sim does not set SO_REUSEADDR: after a client was connected,
+	// Restart may fail to bind the port again for about a minute.
+	VMPort int
 	// User and Password are the administrator's credentials.
 	User, Password string
 	// Dir holds ipmi_sim's configuration (lan.conf, emu.cmd), its log
 	// (ipmi_sim.log) and state directory (state), the chassis-control
-	// script (chassis) and the machine's state files (power, boot, calls).
+	// script (chassis) and the machine's state files (power, boot, calls);
+	// with Options.LAN also the LAN store script (lancontrol) and its files
+	// (lan/).
 	Dir string
+
+	vmSerial bool
+	vmPower  bool
+	lan      bool
+	netns    string
 
 	mu   sync.Mutex
 	proc *process
@@ -123,7 +193,18 @@ func Start(t testing.TB, opts Options) *Sim {
 		}
 	}
 
-	s := &Sim{Host: "127.0.0.1", User: opts.User, Password: opts.Password, Dir: t.TempDir()}
+	if opts.VMPower && !opts.VMSerial {
+		t.Fatalf("ipmisim: VMPower needs VMSerial")
+	}
+	host := opts.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if a, err := netip.ParseAddr(host); err != nil || !a.Is4() {
+		t.Fatalf("ipmisim: Host %q: want an IPv4 address", host)
+	}
+	s := &Sim{Host: host, User: opts.User, Password: opts.Password, Dir: t.TempDir(),
+		vmSerial: opts.VMSerial, vmPower: opts.VMPower, lan: opts.LAN != nil, netns: opts.Netns}
 	t.Cleanup(s.Stop)
 	if err := s.writeFiles(opts); err != nil {
 		t.Fatalf("ipmisim: %v", err)
@@ -131,9 +212,16 @@ func Start(t testing.TB, opts Options) *Sim {
 
 	var lastErr error
 	for range startTries {
-		port, err := freeUDPPort()
-		if err != nil {
-			t.Fatalf("ipmisim: %v", err)
+		port, err := opts.Port, error(nil)
+		if port == 0 {
+			if port, err = freeUDPPort(); err != nil {
+				t.Fatalf("ipmisim: %v", err)
+			}
+		}
+		if s.vmSerial {
+			if s.VMPort, err = freeTCPPort(); err != nil {
+				t.Fatalf("ipmisim: %v", err)
+			}
 		}
 		if err := s.start(port); err != nil {
 			lastErr = err
@@ -163,8 +251,9 @@ func (s *Sim) Stop() {
 	}
 }
 
-// Restart stops ipmi_sim if it runs and starts it again on the same port,
-// with the machine's power state and boot device kept. The LAN interface is
+// Restart stops ipmi_sim if it runs and starts it again on the same port
+// (and VM port), with the machine's power state and boot device, the users
+// and the LAN settings of Options.LAN kept. The LAN interface is
 // UDP, which leaves nothing like TCP's TIME_WAIT behind, so the port can be
 // bound again at once.
 func (s *Sim) Restart(t testing.TB) {
@@ -279,6 +368,11 @@ func (s *Sim) writeFiles(opts Options) error {
 	if err := os.Mkdir(filepath.Join(s.Dir, "state"), 0o755); err != nil {
 		return err
 	}
+	if opts.LAN != nil {
+		if err := s.writeLANFiles(*opts.LAN); err != nil {
+			return err
+		}
+	}
 	script := filepath.Join(s.Dir, "chassis")
 	if err := os.WriteFile(script, []byte(chassisScript(s.Dir)), 0o755); err != nil {
 		return err
@@ -288,7 +382,10 @@ func (s *Sim) writeFiles(opts Options) error {
 
 // start runs ipmi_sim on port and waits until it answers.
 func (s *Sim) start(port int) error {
-	conf := lanConfig(s.Dir, port, s.User, s.Password)
+	conf := lanConfig(lanParams{
+		dir: s.Dir, host: s.Host, port: port, user: s.User, password: s.Password,
+		lanControl: s.lan, vmPort: s.VMPort, vmPower: s.vmPower,
+	})
 	if err := os.WriteFile(filepath.Join(s.Dir, "lan.conf"), []byte(conf), 0o644); err != nil {
 		return err
 	}
@@ -298,10 +395,15 @@ func (s *Sim) start(port int) error {
 	}
 	defer logf.Close() // the child has its own copy
 
-	cmd := exec.Command("ipmi_sim", "-n",
+	argv := []string{"ipmi_sim", "-n",
 		"-c", filepath.Join(s.Dir, "lan.conf"),
 		"-f", filepath.Join(s.Dir, "emu.cmd"),
-		"-s", filepath.Join(s.Dir, "state"))
+		"-s", filepath.Join(s.Dir, "state")}
+	if s.netns != "" {
+		// ip execs ipmi_sim under its own PID, in the namespace.
+		argv = append([]string{"ip", "netns", "exec", s.netns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = s.Dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -320,7 +422,7 @@ func (s *Sim) start(port int) error {
 	s.Port = port
 	s.mu.Unlock()
 
-	if err := waitReady(s.Host, port, p.done); err != nil {
+	if err := waitReady(s.netns, s.Host, port, p.done); err != nil {
 		s.Stop()
 		return fmt.Errorf("%w; ipmi_sim log:\n%s", err, s.Log())
 	}
@@ -339,6 +441,16 @@ func (p *process) stop() {
 	}
 }
 
+// freeTCPPort returns a TCP port of 127.0.0.1 that nothing listens on now.
+func freeTCPPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free TCP port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
 // freeUDPPort returns a UDP port of 127.0.0.1 that nothing is bound to now.
 func freeUDPPort() (int, error) {
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -354,10 +466,10 @@ func freeUDPPort() (int, error) {
 // data length 0.
 var rmcpPing = []byte{0x06, 0x00, 0xff, 0x06, 0x00, 0x00, 0x11, 0xbe, 0x80, 0x01, 0x00, 0x00}
 
-// waitReady pings the LAN interface until it answers with an ASF pong, the
+// waitReady pings the LAN interface (from inside netns, when set) until it answers with an ASF pong, the
 // process exits, or readyTimeout passes.
-func waitReady(host string, port int, exited <-chan struct{}) error {
-	conn, err := net.Dial("udp", net.JoinHostPort(host, fmt.Sprint(port)))
+func waitReady(netns, host string, port int, exited <-chan struct{}) error {
+	conn, err := dialUDP(netns, net.JoinHostPort(host, fmt.Sprint(port)))
 	if err != nil {
 		return err
 	}
@@ -396,23 +508,49 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// lanConfig is ipmi_sim's LAN configuration: one LAN channel on 127.0.0.1,
-// the administrator as user 2, and the chassis-control script. ipmi_sim runs
-// the script through popen, hence the shell quoting of its path.
-func lanConfig(dir string, port int, user, password string) string {
+// lanParams are what lanConfig writes into ipmi_sim's LAN configuration.
+type lanParams struct {
+	dir            string
+	host           string
+	port           int
+	user, password string
+	// lanControl adds the lan_config_program line for the LAN store.
+	lanControl bool
+	// vmPort, when not 0, adds the VM serial interface on that TCP port.
+	vmPort int
+	// vmPower leaves the chassis-control script out: chassis control
+	// goes to the VM.
+	vmPower bool
+}
+
+// lanConfig is ipmi_sim's LAN configuration: one LAN channel on p.host,
+// the administrator as user 2, and the chassis-control script (unless
+// p.vmPower); with p.lanControl the LAN store script, with p.vmPort the VM
+// serial interface.
+// ipmi_sim runs the scripts through popen, hence the shell quoting of their
+// paths.
+func lanConfig(p lanParams) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "name \"bareflow\"\n")
 	fmt.Fprintf(&b, "set_working_mc %s\n", bmcIPMB)
-	fmt.Fprintf(&b, "startlan 1\n")
-	fmt.Fprintf(&b, "  addr 127.0.0.1 %d\n", port)
+	fmt.Fprintf(&b, "startlan %d\n", lanChannel)
+	fmt.Fprintf(&b, "  addr %s %d\n", p.host, p.port)
 	fmt.Fprintf(&b, "  priv_limit admin\n")
 	for _, lvl := range []string{"callback", "user", "operator", "admin"} {
 		fmt.Fprintf(&b, "  allowed_auths_%s md5 md2 straight none\n", lvl)
 	}
 	fmt.Fprintf(&b, "  guid a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5\n")
+	if p.lanControl {
+		fmt.Fprintf(&b, "  lan_config_program \"%s %d\"\n", shellQuote(filepath.Join(p.dir, lanControlScript)), lanChannel)
+	}
 	fmt.Fprintf(&b, "endlan\n")
-	fmt.Fprintf(&b, "chassis_control \"%s %s\"\n", shellQuote(filepath.Join(dir, "chassis")), bmcIPMB)
-	fmt.Fprintf(&b, "user 2 true \"%s\" \"%s\" admin 10 md5 md2 straight none\n", user, password)
+	if p.vmPort != 0 {
+		fmt.Fprintf(&b, "serial 15 127.0.0.1 %d codec VM\n", p.vmPort)
+	}
+	if !p.vmPower {
+		fmt.Fprintf(&b, "chassis_control \"%s %s\"\n", shellQuote(filepath.Join(p.dir, "chassis")), bmcIPMB)
+	}
+	fmt.Fprintf(&b, "user 2 true \"%s\" \"%s\" admin 10 md5 md2 straight none\n", p.user, p.password)
 	return b.String()
 }
 

@@ -18,6 +18,12 @@ import (
 // returns its combined output.
 func ipmitool(t *testing.T, s *ipmisim.Sim, args ...string) (string, error) {
 	t.Helper()
+	return ipmitoolAs(t, s, s.User, s.Password, args...)
+}
+
+// ipmitoolAs is ipmitool as the given user.
+func ipmitoolAs(t *testing.T, s *ipmisim.Sim, user, password string, args ...string) (string, error) {
+	t.Helper()
 	if _, err := exec.LookPath("ipmitool"); err != nil {
 		if os.Getenv(ipmisim.RequireIntegrationEnv) == "1" {
 			t.Fatalf("ipmitool not found: %v", err)
@@ -26,7 +32,7 @@ func ipmitool(t *testing.T, s *ipmisim.Sim, args ...string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	base := []string{"-I", "lanplus", "-C", "3", "-H", s.Host, "-p", fmt.Sprint(s.Port), "-U", s.User, "-P", s.Password}
+	base := []string{"-I", "lanplus", "-C", "3", "-H", s.Host, "-p", fmt.Sprint(s.Port), "-U", user, "-P", password}
 	out, err := exec.CommandContext(ctx, "ipmitool", append(base, args...)...).CombinedOutput()
 	return string(out), err
 }
