@@ -418,7 +418,15 @@ type BMCSetup struct {
 	// Username is the BMC user bareflow creates; empty means
 	// DefaultBMCUsername.
 	Username string
+	// VerifyWithin is how long the new credentials may take to work over
+	// the network (BMCs restart their LAN stack after a change). Zero means
+	// DefaultBMCVerifyWithin.
+	VerifyWithin time.Duration
 }
+
+// DefaultBMCVerifyWithin is how long Register retries logging in to a BMC
+// it has just set up.
+const DefaultBMCVerifyWithin = 3 * time.Minute
 
 // DefaultBMCUsername is the BMC user Register creates.
 const DefaultBMCUsername = "bareflow"

@@ -56,8 +56,8 @@ type machineJSON struct {
 	InventoryAt *time.Time          `json:"inventory_at,omitempty"`
 	Hardware    *contract.Inventory `json:"hardware,omitempty"`
 	CreatedAt   time.Time           `json:"created_at"`
-	UpdatedAt    time.Time             `json:"updated_at"`
-	Version      int                   `json:"version"`
+	UpdatedAt   time.Time           `json:"updated_at"`
+	Version     int                 `json:"version"`
 }
 
 func toMachineJSON(m store.Machine) machineJSON {
@@ -494,9 +494,10 @@ func (s *Server) powerStatus(c echo.Context) error {
 
 type registerRequest struct {
 	BMC *struct {
-		Mode     contract.BMCSetupMode `json:"mode"`
-		Network  string                `json:"network"`
-		Username string                `json:"username"`
+		Mode          contract.BMCSetupMode `json:"mode"`
+		Network       string                `json:"network"`
+		Username      string                `json:"username"`
+		VerifySeconds int                   `json:"verify_seconds"`
 	} `json:"bmc"`
 	LeaveInRamdisk        bool `json:"leave_in_ramdisk"`
 	RamdiskTimeoutSeconds int  `json:"ramdisk_timeout_seconds"`
@@ -523,7 +524,11 @@ func (s *Server) register(c echo.Context) error {
 	}
 	var setup contract.BMCSetup
 	if in.BMC != nil {
-		setup = contract.BMCSetup{Mode: in.BMC.Mode, Network: in.BMC.Network, Username: in.BMC.Username}
+		setup = contract.BMCSetup{Mode: in.BMC.Mode, Network: in.BMC.Network, Username: in.BMC.Username,
+			VerifyWithin: time.Duration(in.BMC.VerifySeconds) * time.Second}
+		if in.BMC.VerifySeconds < 0 || in.BMC.VerifySeconds > maxPowerDelaySeconds {
+			return errInvalid("bmc.verify_seconds must be from 0 to " + strconv.Itoa(maxPowerDelaySeconds))
+		}
 	}
 	if err := setup.Mode.Validate(); err != nil {
 		return errInvalid("bmc.mode: " + err.Error())

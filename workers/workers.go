@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"golang.org/x/crypto/ssh"
 
 	"bareflow/activities"
 	"bareflow/contract"
@@ -30,7 +31,15 @@ type Config struct {
 	BMC bmc.Config
 	// PowerPollInterval is how often a power change is checked. Zero means 2s.
 	PowerPollInterval time.Duration
-	Logger            *slog.Logger
+	// SSHSigner is bareflow's SSH key (SSHKey), for ramdisk sessions.
+	SSHSigner ssh.Signer
+	// RamdiskPollInterval is how often a waiting operation looks for a
+	// phone-home record. Zero means 5s.
+	RamdiskPollInterval time.Duration
+	// BMCAddrWait bounds how long a BMC set to DHCP may take to get an
+	// address. Zero means 2 minutes.
+	BMCAddrWait time.Duration
+	Logger      *slog.Logger
 }
 
 // Register adds every workflow and activity to r.
@@ -49,10 +58,20 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 	}
 	keeper := &recordKeeper{st: st}
 	r.RegisterActivity(&activities.Records{Keeper: keeper})
+	connector := &bmcConnector{st: st, cfg: cfg.BMC}
 	r.RegisterActivity(&activities.BMC{
-		Connector:    &bmcConnector{st: st, cfg: cfg.BMC},
+		Connector:    connector,
 		PollInterval: cfg.PowerPollInterval,
 		Records:      keeper,
+	})
+	r.RegisterActivity(&activities.Registration{
+		Keeper:       &registrationKeeper{st: st},
+		Dialer:       &ramdiskDialer{signer: cfg.SSHSigner},
+		Pending:      connector,
+		Collector:    inventoryCollector{},
+		Configurer:   bmcConfigurer{},
+		PollInterval: cfg.RamdiskPollInterval,
+		BMCAddrWait:  cfg.BMCAddrWait,
 	})
 }
 

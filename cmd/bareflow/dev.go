@@ -115,6 +115,10 @@ func runDev(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 		ln.Close()
 		return err
 	}
+	if err := authorizeBareflowKey(ctx, &bootCfg, st); err != nil {
+		ln.Close()
+		return err
+	}
 	bootSvc, err := boot.New(bootCfg, st, tc, logger)
 	if err != nil {
 		ln.Close()

@@ -18,6 +18,7 @@ import (
 	"bareflow/boot"
 	"bareflow/contract"
 	"bareflow/internal/bmc"
+	"bareflow/internal/ramdisk"
 	"bareflow/internal/secret"
 	"bareflow/internal/store"
 	"bareflow/server"
@@ -112,6 +113,9 @@ func startWorker(ctx context.Context, e env, c client.Client, st *store.Store, l
 	}
 	every, err := parseDuration("BAREFLOW_POWER_SYNC_INTERVAL", e.PowerSyncInterval)
 	if err != nil {
+		return nil, err
+	}
+	if cfg.SSHSigner, err = workers.SSHKey(ctx, st); err != nil {
 		return nil, err
 	}
 	w := workers.New(c, taskQueue(e), st, cfg)
@@ -302,10 +306,27 @@ func runBoot(ctx context.Context, args []string, e env, stderr io.Writer) error 
 		return err
 	}
 	defer p.close()
+	if err := authorizeBareflowKey(ctx, &cfg, p.store); err != nil {
+		return err
+	}
 	svc, err := boot.New(cfg, p.store, p.tc, p.logger)
 	if err != nil {
 		return err
 	}
 	p.logger.Info("boot service running", "serves", describeBoot(cfg))
 	return svc.Run(ctx)
+}
+
+// authorizeBareflowKey puts bareflow's SSH public key on the ramdisk's
+// command line, unless BAREFLOW_BOOT_SSH_AUTHORIZED_KEY names another.
+func authorizeBareflowKey(ctx context.Context, cfg *boot.Config, st *store.Store) error {
+	if cfg.SSHAuthorizedKey != "" {
+		return nil
+	}
+	signer, err := workers.SSHKey(ctx, st)
+	if err != nil {
+		return err
+	}
+	cfg.SSHAuthorizedKey = ramdisk.AuthorizedKey(signer, "bareflow")
+	return nil
 }
