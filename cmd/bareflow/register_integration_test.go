@@ -450,6 +450,31 @@ func TestDevRegisterWithFakeRamdisk(t *testing.T) {
 	if code := l.dev.call(t, "GET", q, l.dev.token, nil, &page); code != http.StatusOK || len(page.Items) != 0 {
 		t.Errorf("filtered listing %s: got %d with %d machines, want none", q, code, len(page.Items))
 	}
+
+	// The CLI shows the hardware and filters by it.
+	cli := func(args ...string) string {
+		t.Helper()
+		var out, errOut strings.Builder
+		getenv := func(k string) string {
+			return map[string]string{"BAREFLOW_API_URL": l.dev.apiURL, "BAREFLOW_TOKEN": l.dev.token}[k]
+		}
+		if err := run(t.Context(), args, getenv, &out, &errOut); err != nil {
+			t.Fatalf("bareflow %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		return out.String()
+	}
+	show := cli("machine", "show", m.Name)
+	for _, want := range []string{"PowerEdge R740", inv.CPU.Model, fmt.Sprintf("%d threads", inv.CPU.Threads), "Disk " + inv.Disks[0].Name, "NIC " + inv.NICs[0].Name, "bareflow"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("machine show lacks %q:\n%s", want, show)
+		}
+	}
+	if list := cli("machine", "list", "--cpus-min", fmt.Sprint(inv.CPU.Threads), "--memory-min", "1GiB"); !strings.Contains(list, m.Name) {
+		t.Errorf("machine list --cpus-min %d lacks %s:\n%s", inv.CPU.Threads, m.Name, list)
+	}
+	if list := cli("machine", "list", "--cpus-min", fmt.Sprint(inv.CPU.Threads+1)); strings.Contains(list, m.Name) {
+		t.Errorf("machine list --cpus-min %d shows %s:\n%s", inv.CPU.Threads+1, m.Name, list)
+	}
 }
 
 func TestDevRegisterFailures(t *testing.T) {
