@@ -25,4 +25,22 @@
 //	off:    SetPower(soft_off) → WaitPowerState(off, grace) ─ not off ─► SetPower(hard_off) → WaitPowerState(off)
 //	cycle:  SetPower(hard_off) → WaitPowerState(off) → timer(cycle delay) → SetPower(on) → WaitPowerState(on)
 //	reset:  SetPower(reset) → WaitPowerState(on)
+//
+// Register onboards a machine; the machine's state moves discovered or
+// enrolled → registering → ready (error on failure):
+//
+//	PrepareRegister (state registering, ramdisk boot intent)
+//	  │ has a BMC, not booting already: SetBootDevice(pxe) → SetPower(hard_off) → wait off → SetPower(on) → wait on
+//	  ▼ no BMC: waiting_for_power_on (someone powers it on)
+//	wait for the ramdisk ── signal ramdisk-ready ────────────┐
+//	    │                 └─ AwaitRamdisk (record + SSH port) ┤  first of the two wins;
+//	    └─ timer (RamdiskTimeout) ─► RamdiskTimeout           │  the other is canceled
+//	                                                          ▼
+//	CollectInventory (SSH, heartbeats) → SaveInventory (DuplicateMachine when the system UUID is known)
+//	  │ BMC kept (created with credentials): PowerState with them
+//	  ▼ otherwise: ConfigureBMC (in-band ipmitool; password kept pending)
+//	VerifyBMC (out-of-band, new credentials, retried for BMC.VerifyWithin) → CommitBMC
+//	  │ not LeaveInRamdisk: SetPower(hard_off) → wait off (or PowerOffRamdisk without a BMC)
+//	  ▼
+//	FinishRegister (disconnected: boot intent cleared, pending credentials dropped, state ready | error)
 package workflows
