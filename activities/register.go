@@ -191,40 +191,45 @@ type Registration struct {
 	BMCAddrWait time.Duration
 }
 
-// PrepareRegisterInput starts a registration.
-type PrepareRegisterInput struct {
+// PrepareRamdiskInput readies a machine for a ramdisk operation.
+type PrepareRamdiskInput struct {
 	MachineID  string
 	WorkflowID string
 	// IntentTTL is how long the ramdisk boot intent stands.
 	IntentTTL time.Duration
+	// State, when set, is the state the machine moves to (registering).
+	State contract.MachineState
 }
 
-// PrepareRegisterResult is what registration starts from.
-type PrepareRegisterResult struct {
+// PrepareRamdiskResult is what a ramdisk operation starts from.
+type PrepareRamdiskResult struct {
 	Facts MachineFacts
 	// Since is when the ramdisk boot intent began: a phone-home older than
 	// that is from an earlier boot.
 	Since time.Time
 }
 
-// PrepareRegister moves the machine to registering and makes its next
-// network boot load the ramdisk for this workflow.
+// PrepareRamdisk reads what the operation needs to know of the machine,
+// moves it to State when one is given, and makes its next network boot
+// load the ramdisk for this workflow.
 //
 // Idempotent: the state and the boot intent are overwritten with the same
 // values; a renewed intent keeps its start time. No heartbeat.
-func (a *Registration) PrepareRegister(ctx context.Context, in PrepareRegisterInput) (PrepareRegisterResult, error) {
+func (a *Registration) PrepareRamdisk(ctx context.Context, in PrepareRamdiskInput) (PrepareRamdiskResult, error) {
 	facts, err := a.Keeper.MachineFacts(ctx, in.MachineID)
 	if err != nil {
-		return PrepareRegisterResult{}, recordError("read machine "+in.MachineID, err)
+		return PrepareRamdiskResult{}, recordError("read machine "+in.MachineID, err)
 	}
-	if err := a.Keeper.SetMachineState(ctx, in.MachineID, contract.MachineRegistering); err != nil {
-		return PrepareRegisterResult{}, recordError("set machine state", err)
+	if in.State != "" {
+		if err := a.Keeper.SetMachineState(ctx, in.MachineID, in.State); err != nil {
+			return PrepareRamdiskResult{}, recordError("set machine state", err)
+		}
 	}
 	since, err := a.Keeper.SetRamdiskIntent(ctx, in.MachineID, in.WorkflowID, in.IntentTTL)
 	if err != nil {
-		return PrepareRegisterResult{}, recordError("set boot intent", err)
+		return PrepareRamdiskResult{}, recordError("set boot intent", err)
 	}
-	return PrepareRegisterResult{Facts: facts, Since: since}, nil
+	return PrepareRamdiskResult{Facts: facts, Since: since}, nil
 }
 
 // recordError makes a store error an activity error: a missing machine is
@@ -582,8 +587,8 @@ func (a *Registration) CommitBMC(ctx context.Context, in CommitBMCInput) error {
 	return nil
 }
 
-// FinishRegisterInput closes a registration.
-type FinishRegisterInput struct {
+// FinishRamdiskInput closes a registration.
+type FinishRamdiskInput struct {
 	MachineID string
 	// State is where the machine ends: ready on success, error on failure.
 	State contract.MachineState
@@ -592,12 +597,12 @@ type FinishRegisterInput struct {
 	KeepRamdisk bool
 }
 
-// FinishRegister clears the machine's boot intent (its next boot is from
+// FinishRamdisk clears the machine's boot intent (its next boot is from
 // disk), drops BMC credentials that were never verified, forgets the
 // ramdisk unless it is kept running, and sets the machine's state.
 //
 // Idempotent: each part is a delete or an overwrite. No heartbeat.
-func (a *Registration) FinishRegister(ctx context.Context, in FinishRegisterInput) error {
+func (a *Registration) FinishRamdisk(ctx context.Context, in FinishRamdiskInput) error {
 	if err := a.Keeper.ClearBootIntent(ctx, in.MachineID); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("clear boot intent: %w", err)
 	}

@@ -29,7 +29,7 @@
 // Register onboards a machine; the machine's state moves discovered or
 // enrolled → registering → ready (error on failure):
 //
-//	PrepareRegister (state registering, ramdisk boot intent)
+//	PrepareRamdisk (state registering, ramdisk boot intent)
 //	  │ has a BMC, not booting already: SetBootDevice(pxe) → SetPower(hard_off) → wait off → SetPower(on) → wait on
 //	  ▼ no BMC: waiting_for_power_on (someone powers it on)
 //	wait for the ramdisk ── signal ramdisk-ready ────────────┐
@@ -42,5 +42,5 @@
 //	VerifyBMC (out-of-band, new credentials, retried for BMC.VerifyWithin) → CommitBMC
 //	  │ not LeaveInRamdisk: SetPower(hard_off) → wait off (or PowerOffRamdisk without a BMC)
 //	  ▼
-//	FinishRegister (disconnected: boot intent cleared, pending credentials dropped, state ready | error)
+//	FinishRamdisk (disconnected: boot intent cleared, pending credentials dropped, state ready | error)
 package workflows

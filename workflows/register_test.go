@@ -19,7 +19,7 @@ import (
 type registerSuite struct {
 	*suite
 	calls      []string
-	finishReg  []activities.FinishRegisterInput
+	finishReg  []activities.FinishRamdiskInput
 	facts      activities.MachineFacts
 	ready      contract.RamdiskReady
 	inventory  contract.Inventory
@@ -45,13 +45,13 @@ func newRegisterSuite(t *testing.T) *registerSuite {
 		return activities.AwaitRamdiskResult{}, nil
 	}
 	call := func(name string) { s.calls = append(s.calls, name) }
-	s.env.OnActivity(registration.PrepareRegister, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.PrepareRegisterInput) (activities.PrepareRegisterResult, error) {
+	s.env.OnActivity(registration.PrepareRamdisk, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.PrepareRamdiskInput) (activities.PrepareRamdiskResult, error) {
 			call("prepare")
 			if in.WorkflowID == "" || in.IntentTTL <= 0 {
 				t.Errorf("prepare: got %+v, want a workflow ID and an intent lifetime", in)
 			}
-			return activities.PrepareRegisterResult{Facts: s.facts, Since: time.Unix(1000, 0)}, nil
+			return activities.PrepareRamdiskResult{Facts: s.facts, Since: time.Unix(1000, 0)}, nil
 		}).Maybe()
 	s.env.OnActivity(registration.AwaitRamdisk, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.AwaitRamdiskInput) (activities.AwaitRamdiskResult, error) {
@@ -68,8 +68,8 @@ func newRegisterSuite(t *testing.T) *registerSuite {
 			}
 			return s.saveErr
 		}).Maybe()
-	s.env.OnActivity(registration.FinishRegister, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.FinishRegisterInput) error {
+	s.env.OnActivity(registration.FinishRamdisk, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.FinishRamdiskInput) error {
 			call("finish:" + string(in.State))
 			s.finishReg = append(s.finishReg, in)
 			return nil
