@@ -620,6 +620,24 @@ func (a *Registration) FinishRamdisk(ctx context.Context, in FinishRamdiskInput)
 	return nil
 }
 
+// ProbeRamdisk reports whether the machine's ramdisk still answers with the
+// host key it phoned home with.
+//
+// Idempotent: it runs `true`. No heartbeat.
+func (a *Registration) ProbeRamdisk(ctx context.Context, in RamdiskInput) (bool, error) {
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	sh, err := a.Dialer.Dial(dctx, sshAddr(in.Ramdisk), in.Ramdisk.SSHHostKey)
+	if err != nil {
+		return false, nil
+	}
+	defer sh.Close()
+	if _, err := sh.Run(dctx, ShellCommand{Script: "true", Timeout: 10 * time.Second, MaxOutput: 1024}); err != nil {
+		return false, nil
+	}
+	return true, nil
+}
+
 // PowerOffRamdisk powers the machine off from inside its ramdisk, for a
 // machine without a BMC. The command returns before the power goes.
 //

@@ -55,6 +55,10 @@ type machineJSON struct {
 	Disks       int                 `json:"disks,omitempty"`
 	InventoryAt *time.Time          `json:"inventory_at,omitempty"`
 	Hardware    *contract.Inventory `json:"hardware,omitempty"`
+	// RAID and RootDevice are what the last RAID build made, on a single
+	// machine's page only.
+	RAID       []contract.BuiltVolume `json:"raid,omitempty"`
+	RootDevice string                 `json:"root_device,omitempty"`
 	CreatedAt   time.Time           `json:"created_at"`
 	UpdatedAt   time.Time           `json:"updated_at"`
 	Version     int                 `json:"version"`
@@ -228,6 +232,11 @@ func (s *Server) showMachine(c echo.Context) error {
 			j.Hardware = &inv
 		}
 	}
+	vols, root, err := s.store.RAID(c.Request().Context(), m.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	j.RAID, j.RootDevice = vols, root
 	return c.JSON(http.StatusOK, j)
 }
 
@@ -571,4 +580,70 @@ func validBMCUsername(u string) bool {
 		}
 	}
 	return true
+}
+
+type raidRequest struct {
+	contract.RAIDSpec
+	LeaveInRamdisk        bool `json:"leave_in_ramdisk"`
+	RamdiskTimeoutSeconds int  `json:"ramdisk_timeout_seconds"`
+	// Force builds RAID on a machine that runs an OS: its disks are
+	// cleared.
+	Force bool `json:"force"`
+}
+
+// makeRAID starts a MakeRAID workflow. The spec is checked first against
+// the machine's recorded hardware, so a spec the hardware cannot satisfy is
+// refused before the machine is touched.
+func (s *Server) makeRAID(c echo.Context) error {
+	m, err := s.machine(c)
+	if err != nil {
+		return err
+	}
+	var in raidRequest
+	if err := decode(c, &in); err != nil {
+		return err
+	}
+	if len(in.Arrays) == 0 {
+		return errInvalid("arrays: at least one array is required")
+	}
+	for i, a := range in.Arrays {
+		if err := a.Level.Validate(); err != nil {
+			return errInvalid(fmt.Sprintf("arrays[%d].level: %v", i, err))
+		}
+	}
+	if in.RamdiskTimeoutSeconds < 0 || in.RamdiskTimeoutSeconds > maxRamdiskTimeoutSeconds {
+		return errInvalid("ramdisk_timeout_seconds must be from 0 to " + strconv.Itoa(maxRamdiskTimeoutSeconds))
+	}
+	switch m.State {
+	case contract.MachineRunning, contract.MachineDeploying:
+		if !in.Force {
+			return &apiError{Status: http.StatusConflict, Code: "machine_in_use", Message: fmt.Sprintf(
+				"machine %s is %s: building RAID clears its disks; send force: true to do it anyway", m.Name, m.State)}
+		}
+	case contract.MachineDiscovered, contract.MachineEnrolled, contract.MachineRegistering:
+		return &apiError{Status: http.StatusConflict, Code: "machine_not_registered", Message: fmt.Sprintf(
+			"machine %s is %s: register it first, so that its controllers and disks are known", m.Name, m.State)}
+	}
+	if !m.InventoryAt.IsZero() && s.cfg.CheckRAID != nil {
+		inv, err := s.store.GetInventory(c.Request().Context(), m.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			if err := s.cfg.CheckRAID(in.RAIDSpec, inv); err != nil {
+				return &apiError{Status: http.StatusBadRequest, Code: "raid_spec_invalid", Message: err.Error()}
+			}
+		}
+	}
+	op, err := s.startOperation(c, m, contract.OperationRAID, contract.WorkflowMakeRAID, func(opID string) any {
+		return contract.MakeRAIDInput{
+			OperationID: opID, MachineID: m.ID, Spec: in.RAIDSpec, LeaveInRamdisk: in.LeaveInRamdisk,
+			RamdiskTimeout: time.Duration(in.RamdiskTimeoutSeconds) * time.Second, RequestedBy: actor(c),
+		}
+	})
+	if err != nil {
+		return err
+	}
+	setAudit(c, "machine.raid", m.ID, op.ID)
+	return c.JSON(http.StatusAccepted, s.toOperationJSON(op))
 }

@@ -37,7 +37,11 @@ type Config struct {
 	TaskQueue string
 	// StatusTimeout bounds a live power-status read. Default 30s.
 	StatusTimeout time.Duration
-	Logger        *slog.Logger
+	// CheckRAID plans a RAID spec on a machine's recorded hardware without
+	// touching it and says why it cannot be built. Default: package raid's
+	// planner.
+	CheckRAID func(contract.RAIDSpec, contract.Inventory) error
+	Logger    *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -159,6 +163,7 @@ func (s *Server) routes(e *echo.Echo) {
 	api.POST("/machines/:id/power", s.power)
 	api.POST("/machines/:id/boot-device", s.setBootDevice)
 	api.POST("/machines/:id/register", s.register)
+	api.POST("/machines/:id/raid", s.makeRAID)
 	api.GET("/machines/:id/operations", s.machineOperations)
 	api.GET("/operations", s.listOperations)
 	api.GET("/operations/:id", s.showOperation)

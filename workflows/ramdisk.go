@@ -71,10 +71,43 @@ func (w *ramdiskFlow) ensureRamdisk(ctx workflow.Context, state contract.Machine
 	if err := w.prepare(ctx, state); err != nil {
 		return contract.RamdiskReady{}, err
 	}
+	if ready, ok := w.stillInRamdisk(ctx); ok {
+		return ready, nil
+	}
 	if err := w.bootRamdisk(ctx); err != nil {
 		return contract.RamdiskReady{}, err
 	}
 	return w.waitRamdisk(ctx)
+}
+
+// stillInRamdisk reports whether the machine still runs the ramdisk an
+// earlier operation left it in: its phone-home is on record and a shell
+// opens with the host key it phoned home with (a ramdisk makes a new key on
+// every boot, so an OS or a new boot at that address does not pass).
+func (w *ramdiskFlow) stillInRamdisk(ctx workflow.Context) (contract.RamdiskReady, bool) {
+	if w.discovered {
+		return contract.RamdiskReady{}, false
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2},
+	})
+	var found activities.AwaitRamdiskResult
+	err := workflow.ExecuteActivity(actx, registration.AwaitRamdisk, activities.AwaitRamdiskInput{
+		MachineID: w.machineID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+	}).Get(ctx, &found)
+	if err != nil || !found.Found {
+		return contract.RamdiskReady{}, false
+	}
+	var alive bool
+	err = workflow.ExecuteActivity(actx, registration.ProbeRamdisk, activities.RamdiskInput{
+		MachineID: w.machineID, Ramdisk: found.Ready,
+	}).Get(ctx, &alive)
+	if err != nil || !alive {
+		return contract.RamdiskReady{}, false
+	}
+	workflow.GetLogger(ctx).Info("the machine is still in its ramdisk", "machine_id", w.machineID, "addr", found.Ready.Addr)
+	return found.Ready, true
 }
 
 // collect reads the hardware over SSH and records it.

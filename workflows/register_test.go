@@ -24,6 +24,7 @@ type registerSuite struct {
 	ready      contract.RamdiskReady
 	inventory  contract.Inventory
 	saveErr    error
+	stillIn    bool
 	pollResult func(ctx context.Context) (activities.AwaitRamdiskResult, error)
 }
 
@@ -55,10 +56,19 @@ func newRegisterSuite(t *testing.T) *registerSuite {
 		}).Maybe()
 	s.env.OnActivity(registration.AwaitRamdisk, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in activities.AwaitRamdiskInput) (activities.AwaitRamdiskResult, error) {
-			if in.For <= 0 || in.WorkflowID == "" {
-				t.Errorf("poll: got %+v, want a duration and a workflow ID", in)
+			if in.WorkflowID == "" || (in.For > 0) != !in.Since.IsZero() {
+				t.Errorf("poll: got %+v, want a workflow ID, and a watch since the intent or one look at any record", in)
+			}
+			if in.For == 0 {
+				s.calls = append(s.calls, "still_in_ramdisk?")
+				return activities.AwaitRamdiskResult{Found: s.stillIn, Ready: s.ready}, nil
 			}
 			return s.pollResult(ctx)
+		}).Maybe()
+	s.env.OnActivity(registration.ProbeRamdisk, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.RamdiskInput) (bool, error) {
+			call("probe")
+			return in.Ramdisk.SSHHostKey == s.ready.SSHHostKey, nil
 		}).Maybe()
 	s.env.OnActivity(registration.SaveInventory, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SaveInventoryInput) error {
@@ -164,7 +174,23 @@ func TestRegisterFindsRamdiskWhenSignalIsLost(t *testing.T) {
 	if err := s.env.GetWorkflowError(); err != nil {
 		t.Fatalf("error: got %v, want nil", err)
 	}
-	s.wantCalls(t, "prepare", "collect", "save_inventory", "finish:ready")
+	s.wantCalls(t, "prepare", "still_in_ramdisk?", "collect", "save_inventory", "finish:ready")
+}
+
+func TestRegisterReusesRamdiskItIsStillIn(t *testing.T) {
+	s := newRegisterSuite(t)
+	// A BMC, but no power command: the ramdisk an earlier operation left
+	// running still answers with its host key.
+	s.facts = activities.MachineFacts{State: contract.MachineReady, HasBMC: true, BMCAddr: "203.0.113.5:623", BMCUser: "root"}
+	s.stillIn = true
+	s.env.OnActivity(bmc.PowerState, mock.Anything, activities.MachineInput{MachineID: machineID}).
+		Return(activities.PowerStateResult{State: contract.PowerOn}, nil).Once()
+	s.onCollect(nil)
+	s.env.ExecuteWorkflow(Register, contract.RegisterInput{MachineID: machineID, LeaveInRamdisk: true})
+	if err := s.env.GetWorkflowError(); err != nil {
+		t.Fatalf("error: got %v, want nil", err)
+	}
+	s.wantCalls(t, "prepare", "still_in_ramdisk?", "probe", "collect", "save_inventory", "finish:ready")
 }
 
 func TestRegisterEnrolledMachineWithBMC(t *testing.T) {
@@ -192,7 +218,7 @@ func TestRegisterEnrolledMachineWithBMC(t *testing.T) {
 	if got.BMCAddr != "203.0.113.5:623" || got.BMCUser != "root" {
 		t.Errorf("BMC: got %s %s, want the machine's own", got.BMCAddr, got.BMCUser)
 	}
-	s.wantCalls(t, "prepare", "collect", "save_inventory", "finish:ready")
+	s.wantCalls(t, "prepare", "still_in_ramdisk?", "collect", "save_inventory", "finish:ready")
 }
 
 func TestRegisterLeavesMachineInRamdisk(t *testing.T) {

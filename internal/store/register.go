@@ -420,3 +420,51 @@ func (s *Store) AllocateReserved(ctx context.Context, n Network, mac net.Hardwar
 	}
 	return l, nil
 }
+
+// SaveRAID records the RAID volumes a build made on a machine and the block
+// device its OS goes on. Saving the same again leaves the same record.
+func (s *Store) SaveRAID(ctx context.Context, machineID string, volumes []contract.BuiltVolume, rootDevice string) error {
+	if !isUUID(machineID) {
+		return fmt.Errorf("save RAID: %w", notFound("machine", machineID))
+	}
+	if volumes == nil {
+		volumes = []contract.BuiltVolume{}
+	}
+	doc, err := json.Marshal(volumes)
+	if err != nil {
+		return fmt.Errorf("save RAID of %s: %w", machineID, err)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE machines SET raid_volumes = $2, root_device = $3, version = version + 1, updated_at = now()
+		WHERE id = $1`, machineID, doc, rootDevice)
+	if err != nil {
+		return fmt.Errorf("save RAID of %s: %w", machineID, dbError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("save RAID: %w", notFound("machine", machineID))
+	}
+	return nil
+}
+
+// RAID returns the RAID volumes a machine's last build made and its root
+// device.
+func (s *Store) RAID(ctx context.Context, machineID string) ([]contract.BuiltVolume, string, error) {
+	if !isUUID(machineID) {
+		return nil, "", fmt.Errorf("get RAID: %w", notFound("machine", machineID))
+	}
+	var (
+		doc  []byte
+		root string
+	)
+	err := s.pool.QueryRow(ctx, `SELECT raid_volumes, root_device FROM machines WHERE id = $1`, machineID).Scan(&doc, &root)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, "", fmt.Errorf("get RAID: %w", notFound("machine", machineID))
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("get RAID of %s: %w", machineID, err)
+	}
+	var vols []contract.BuiltVolume
+	if err := json.Unmarshal(doc, &vols); err != nil {
+		return nil, "", fmt.Errorf("get RAID of %s: %w", machineID, err)
+	}
+	return vols, root, nil
+}

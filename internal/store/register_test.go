@@ -242,3 +242,27 @@ func TestBMCNetworkAllocation(t *testing.T) {
 		t.Errorf("pool exhausted: got %v, want ErrConflict", err)
 	}
 }
+
+func TestSaveRAID(t *testing.T) {
+	t.Parallel()
+	s := storetest.New(t)
+	ctx := testContext(t)
+	m, err := s.CreateMachine(ctx, store.MachineCreate{Name: "raid-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vols, root, err := s.RAID(ctx, m.ID); err != nil || len(vols) != 0 || root != "" {
+		t.Fatalf("RAID of a new machine: got %v %q %v, want none", vols, root, err)
+	}
+	vols := []contract.BuiltVolume{{Controller: "md", Level: contract.RAID10, ID: "bf-r10", Device: "md127", SizeBytes: 2 << 30, Root: true}}
+	if err := s.SaveRAID(ctx, m.ID, vols, "md127"); err != nil {
+		t.Fatal(err)
+	}
+	got, root, err := s.RAID(ctx, m.ID)
+	if err != nil || len(got) != 1 || got[0] != vols[0] || root != "md127" {
+		t.Errorf("RAID: got %+v %q %v, want %+v on md127", got, root, err, vols)
+	}
+	if err := s.SaveRAID(ctx, m.ID, nil, "bad device;"); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("bad root device: got %v, want ErrInvalid", err)
+	}
+}
