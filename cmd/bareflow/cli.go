@@ -38,11 +38,13 @@ type (
 			Code    string `json:"code"`
 			Message string `json:"message"`
 		} `json:"last_error"`
-		CPUs        int                 `json:"cpus"`
-		MemoryBytes int64               `json:"memory_bytes"`
-		Disks       int                 `json:"disks"`
-		Hardware    *contract.Inventory `json:"hardware"`
-		CreatedAt   time.Time           `json:"created_at"`
+		CPUs        int                    `json:"cpus"`
+		MemoryBytes int64                  `json:"memory_bytes"`
+		Disks       int                    `json:"disks"`
+		Hardware    *contract.Inventory    `json:"hardware"`
+		RAID        []contract.BuiltVolume `json:"raid"`
+		RootDevice  string                 `json:"root_device"`
+		CreatedAt   time.Time              `json:"created_at"`
 	}
 	operationView struct {
 		ID          string  `json:"id"`
@@ -114,7 +116,7 @@ func subcommand(args []string, what string, known ...string) (string, []string, 
 }
 
 func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
-	sub, rest, err := subcommand(args, "machine", "list", "show", "create", "update", "delete", "register")
+	sub, rest, err := subcommand(args, "machine", "list", "show", "create", "update", "delete", "register", "raid")
 	if err != nil {
 		return err
 	}
@@ -298,6 +300,56 @@ func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 			"ramdisk_timeout_seconds": int(timeout.Seconds()),
 			"bmc":                     map[string]string{"mode": *bmcMode, "network": *bmcNetwork}}
 		return startAndMaybeWait(ctx, c, stdout, "/machines/"+url.PathEscape(pos[0])+"/register", body, *wait, 0)
+	case "raid":
+		specFile := fs.String("f", "", "the RAID spec, a JSON file ({\"arrays\": [...]}; - for stdin)")
+		level := fs.String("level", "", "one array of this level (0, 1, 1e, 5, 6, 10, 50, 60, jbod), instead of -f")
+		slots := fs.String("slots", "", "its disks, comma-separated, as the controller names them (252:0) or block devices for md (vdb)")
+		count := fs.Int("count", 0, "or: this many disks")
+		media := fs.String("media", "", "of this media (hdd, ssd, nvme)")
+		controller := fs.String("controller", "", "PCI address of the controller, or md")
+		root := fs.Bool("root", true, "the array holds the OS")
+		leave := fs.Bool("leave-in-ramdisk", false, "keep the machine in its ramdisk afterwards")
+		force := fs.Bool("force", false, "build on a running machine (its disks are cleared)")
+		wait := fs.Bool("wait", true, "wait for the operation to end")
+		pos, err := parseInterspersed(fs, rest)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 || (*specFile == "") == (*level == "") {
+			return usageError("machine raid MACHINE (-f SPEC.json | --level L [--slots a,b | --count N] [--media M] [--controller C])")
+		}
+		body := map[string]any{"leave_in_ramdisk": *leave, "force": *force}
+		if *specFile != "" {
+			var raw []byte
+			if *specFile == "-" {
+				raw, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+			} else {
+				raw, err = os.ReadFile(*specFile)
+			}
+			if err != nil {
+				return fmt.Errorf("read RAID spec: %w", err)
+			}
+			var spec map[string]any
+			if err := json.Unmarshal(raw, &spec); err != nil {
+				return fmt.Errorf("RAID spec %s is not a JSON object: %w", *specFile, err)
+			}
+			for k, v := range spec {
+				body[k] = v
+			}
+		} else {
+			disks := map[string]any{}
+			if *slots != "" {
+				disks["slots"] = strings.Split(*slots, ",")
+			}
+			if *count > 0 {
+				disks["count"] = *count
+			}
+			if *media != "" {
+				disks["media"] = *media
+			}
+			body["arrays"] = []map[string]any{{"level": *level, "controller": *controller, "disks": disks, "root": *root}}
+		}
+		return startAndMaybeWait(ctx, c, stdout, "/machines/"+url.PathEscape(pos[0])+"/raid", body, *wait, 0)
 	case "delete":
 		pos, err := parseInterspersed(fs, rest)
 		if err != nil {
@@ -365,6 +417,16 @@ func showMachine(w io.Writer, m machineView) error {
 	}
 	if inv := m.Hardware; inv != nil {
 		showHardware(tw, inv)
+	}
+	for _, v := range m.RAID {
+		root := ""
+		if v.Root {
+			root = " (root)"
+		}
+		fmt.Fprintf(tw, "Volume %s:\tRAID %s on %s, %s, %s%s\n", v.ID, v.Level, v.Controller, dash(v.Device), gib(v.SizeBytes), root)
+	}
+	if m.RootDevice != "" {
+		fmt.Fprintf(tw, "Root disk:\t%s\n", m.RootDevice)
 	}
 	return tw.Flush()
 }

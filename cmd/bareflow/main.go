@@ -48,7 +48,7 @@ Run the system:
   bareflow migrate    create and migrate the PostgreSQL database
 
 Operate (talks to the API at $BAREFLOW_API_URL with $BAREFLOW_TOKEN):
-  bareflow machine list|show|create|update|delete|register
+  bareflow machine list|show|create|update|delete|register|raid
   bareflow power on|off|hard-off|reset|cycle|status MACHINE
   bareflow bootdev pxe|disk|none MACHINE
   bareflow network list|show|create|delete
