@@ -25,6 +25,7 @@ import (
 
 	"bareflow/boot"
 	"bareflow/contract"
+	"bareflow/internal/lab/qemulab"
 	"bareflow/internal/store"
 	"bareflow/internal/store/storetest"
 )
@@ -71,11 +72,11 @@ func ramdiskDir(t *testing.T) string {
 		}
 		return true
 	}
-	if os.Getenv(envRequire) != "1" {
+	if os.Getenv(qemulab.RequireIntegrationEnv) != "1" {
 		if have() {
 			return dir
 		}
-		t.Skipf("skipping: no ramdisk in %s (run `make ramdisk`, or set %s=1 to build it here)", dir, envRequire)
+		t.Skipf("skipping: no ramdisk in %s (run `make ramdisk`, or set %s=1 to build it here)", dir, qemulab.RequireIntegrationEnv)
 	}
 	if os.Getenv(envDir) != "" {
 		if !have() {
@@ -140,16 +141,16 @@ func toolChecks(t *testing.T) [][2]string {
 // tools.txt and checks the disks (virtio-blk, AHCI, megasas) and NICs.
 func TestQEMUBootPhoneHomeSSH(t *testing.T) {
 	if os.Geteuid() != 0 {
-		skipOrFail(t, "network namespaces, taps and QEMU's bridge need root")
+		qemulab.SkipOrFail(t, "network namespaces, taps and QEMU's bridge need root")
 	}
 	dir := ramdiskDir(t)
 	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "ip"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			skipOrFail(t, "%s is not installed (packages qemu-system-x86, qemu-utils, iproute2)", tool)
+			qemulab.SkipOrFail(t, "%s is not installed (packages qemu-system-x86, qemu-utils, iproute2)", tool)
 		}
 	}
 	if _, err := os.Stat("/usr/lib/ipxe/qemu/efi-virtio.rom"); err != nil {
-		skipOrFail(t, "the iPXE ROMs for QEMU are not installed (package ipxe-qemu)")
+		qemulab.SkipOrFail(t, "the iPXE ROMs for QEMU are not installed (package ipxe-qemu)")
 	}
 	boots := 1
 	if v := os.Getenv(envBoots); v != "" {
@@ -172,8 +173,8 @@ func TestQEMUBootPhoneHomeSSH(t *testing.T) {
 	defer cancel()
 	// tap0 on the bridge for the PXE NIC; tap1, on no network, for a second
 	// NIC that the ramdisk must report although it gets no lease.
-	l := newLab(t, 1, 1)
-	l.advertiseNoRouter(t)
+	l := qemulab.New(t, 1, 1)
+	l.AdvertiseNoRouter(t)
 
 	// bareflow's side: the segment, the machine with its PXE MAC, and a
 	// workflow waiting for its ramdisk.
@@ -230,7 +231,7 @@ func TestQEMUBootPhoneHomeSSH(t *testing.T) {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() {
-		runDone <- inNetns(l.ns, func() error { return svc.Run(runCtx) })
+		runDone <- qemulab.InNetns(l.NS, func() error { return svc.Run(runCtx) })
 	}()
 	t.Cleanup(func() {
 		stopRun()
@@ -243,7 +244,7 @@ func TestQEMUBootPhoneHomeSSH(t *testing.T) {
 			t.Errorf("boot service did not stop within 15s")
 		}
 	})
-	waitHTTP(t, l.ns, serverIP+":"+httpPort, runDone)
+	waitHTTP(t, l.NS, serverIP+":"+httpPort, runDone)
 
 	// Disks: virtio-blk, AHCI, and one behind the emulated MegaRAID.
 	work := t.TempDir()
@@ -254,29 +255,29 @@ func TestQEMUBootPhoneHomeSSH(t *testing.T) {
 		work = w
 	}
 	for _, d := range []string{"virtio", "ahci", "megasas"} {
-		run(t, "qemu-img", "create", "-q", "-f", "raw", filepath.Join(work, d+".img"), "64M")
+		qemulab.Run(t, "qemu-img", "create", "-q", "-f", "raw", filepath.Join(work, d+".img"), "64M")
 	}
 	var timings []time.Duration
 	var ready contract.RamdiskReady
-	var vm *qemu
+	var vm *qemulab.QEMU
 	for i := range boots {
 		if _, err := st.SetBootIntent(ctx, store.BootIntent{MachineID: m.ID, Purpose: store.BootPurposeRamdisk,
 			WorkflowID: workflowID, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 		if vm != nil {
-			vm.stop(t)
+			vm.Stop(t)
 		}
 		serial := filepath.Join(work, fmt.Sprintf("serial-%d.log", i))
 		qmp := filepath.Join(work, fmt.Sprintf("qmp-%d.sock", i))
-		vm = startQEMU(t, l.ns, qemuArgs(work, serial, qmp, mem), serial, qmp)
+		vm = qemulab.StartQEMU(t, l.NS, qemuArgs(work, serial, qmp, mem), serial, qmp)
 		ready, err = waitPhoneHome(ctx, vm, capture)
 		if err != nil {
-			t.Fatalf("boot %d: %v\nstages: %q\nserial console (end):\n%s", i+1, err, vm.stages(), vm.serialTail(60))
+			t.Fatalf("boot %d: %v\nstages: %q\nserial console (end):\n%s", i+1, err, vm.Stages(), vm.SerialTail(60))
 		}
-		took := time.Since(vm.started)
+		took := time.Since(vm.Started)
 		timings = append(timings, took)
-		t.Logf("boot %d: QEMU start → phone-home %.1fs; stages %q", i+1, took.Seconds(), vm.stages())
+		t.Logf("boot %d: QEMU start → phone-home %.1fs; stages %q", i+1, took.Seconds(), vm.Stages())
 	}
 	sorted := slices.Clone(timings)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
@@ -312,23 +313,23 @@ func TestQEMUBootPhoneHomeSSH(t *testing.T) {
 	// The client offers only the pinned key's algorithm: with x/crypto's
 	// default list (RSA first) dropbear 2022.83, holding only an ed25519 key,
 	// drops the connection (rsa.c: assertion `key != NULL').
-	if c, err := sshDial(l.ns, sshAddr, &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+	if c, err := sshDial(l.NS, sshAddr, &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: ssh.FixedHostKey(wrongKey), HostKeyAlgorithms: []string{wrongKey.Type()}, Timeout: 30 * time.Second}); err == nil {
 		c.Close()
 		t.Fatal("SSH with a wrong pinned host key: connected, want refused")
 	} else if !strings.Contains(err.Error(), "host key mismatch") {
 		t.Errorf("SSH with a wrong pinned host key: got %v, want a host key mismatch", err)
 	}
-	if c, err := sshDial(l.ns, sshAddr, &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.Password("")},
+	if c, err := sshDial(l.NS, sshAddr, &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.Password("")},
 		HostKeyCallback: ssh.FixedHostKey(hostKey), HostKeyAlgorithms: []string{hostKey.Type()}, Timeout: 30 * time.Second}); err == nil {
 		c.Close()
 		t.Fatal("SSH with an empty password: connected, want refused (public key only)")
 	}
 
-	c, err := sshDial(l.ns, sshAddr, &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+	c, err := sshDial(l.NS, sshAddr, &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: ssh.FixedHostKey(hostKey), HostKeyAlgorithms: []string{hostKey.Type()}, Timeout: 30 * time.Second})
 	if err != nil {
-		t.Fatalf("SSH with the host key from phone-home: %v\nserial console (end):\n%s", err, vm.serialTail(40))
+		t.Fatalf("SSH with the host key from phone-home: %v\nserial console (end):\n%s", err, vm.SerialTail(40))
 	}
 	defer c.Close()
 	sh := func(cmd string) (string, error) {
@@ -419,14 +420,14 @@ func TestQEMUBootPhoneHomeSSH(t *testing.T) {
 	// The ACPI power button powers the ramdisk off (acpid).
 	c.Close()
 	pressed := time.Now()
-	if err := qmpCommand(vm.qmp, "system_powerdown"); err != nil {
+	if _, err := qemulab.QMPCommand(vm.QMP, "system_powerdown"); err != nil {
 		t.Fatalf("QMP system_powerdown: %v", err)
 	}
 	select {
-	case <-vm.exited:
+	case <-vm.Exited:
 		t.Logf("power button: the ramdisk powered off %.1fs after system_powerdown", time.Since(pressed).Seconds())
 	case <-time.After(60 * time.Second):
-		t.Errorf("power button: QEMU still running 60s after system_powerdown\n%s", vm.serialTail(20))
+		t.Errorf("power button: QEMU still running 60s after system_powerdown\n%s", vm.SerialTail(20))
 	}
 }
 
@@ -465,7 +466,7 @@ func waitHTTP(t *testing.T, ns, addr string, runDone chan error) {
 			t.Fatalf("boot service stopped: %v", err)
 		default:
 		}
-		conn, err := dialIn(ns, addr, time.Second)
+		conn, err := qemulab.DialIn(ns, addr, time.Second)
 		if err == nil {
 			conn.Close()
 			return
@@ -479,14 +480,14 @@ func waitHTTP(t *testing.T, ns, addr string, runDone chan error) {
 
 // waitPhoneHome waits for the ramdisk's RamdiskReady signal, failing early
 // when QEMU exits.
-func waitPhoneHome(ctx context.Context, vm *qemu, capture *signalCapture) (contract.RamdiskReady, error) {
+func waitPhoneHome(ctx context.Context, vm *qemulab.QEMU, capture *signalCapture) (contract.RamdiskReady, error) {
 	timer := time.NewTimer(phoneHomeTimeout)
 	defer timer.Stop()
 	select {
 	case r := <-capture.ready:
 		return r, nil
-	case <-vm.exited:
-		return contract.RamdiskReady{}, fmt.Errorf("QEMU exited before phone-home: %v", vm.err)
+	case <-vm.Exited:
+		return contract.RamdiskReady{}, fmt.Errorf("QEMU exited before phone-home: %v", vm.Err)
 	case <-timer.C:
 		return contract.RamdiskReady{}, fmt.Errorf("no phone-home within %v of QEMU start", phoneHomeTimeout)
 	case <-ctx.Done():
@@ -496,7 +497,7 @@ func waitPhoneHome(ctx context.Context, vm *qemu, capture *signalCapture) (contr
 
 // sshDial connects from inside the namespace.
 func sshDial(ns, addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
-	conn, err := dialIn(ns, addr, cfg.Timeout)
+	conn, err := qemulab.DialIn(ns, addr, cfg.Timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -83,6 +83,7 @@ func TestMain(m *testing.M) {
 type devProcess struct {
 	cmd     *exec.Cmd
 	apiURL  string
+	client  *http.Client
 	token   string
 	done    chan struct{}
 	mu      sync.Mutex
@@ -95,6 +96,11 @@ type devOptions struct {
 	apiPort, temporalPort int
 	bootPort              int
 	extraEnv              []string
+	// netns, when set, runs the process inside that network namespace
+	// (ip netns exec), and client is then an HTTP client that reaches its
+	// API there.
+	netns  string
+	client *http.Client
 }
 
 func freePort(t *testing.T) int {
@@ -114,10 +120,15 @@ func newDevOptions(t *testing.T) devOptions {
 // startDev starts `bareflow dev` and waits until it says it is up.
 func startDev(t *testing.T, o devOptions) *devProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "dev", "--headless",
+	argv := []string{os.Args[0], "dev", "--headless",
 		"--data-dir", o.dataDir, "--database-url", o.dsn,
 		"--api-addr", fmt.Sprintf("127.0.0.1:%d", o.apiPort),
-		"--temporal-addr", fmt.Sprintf("127.0.0.1:%d", o.temporalPort))
+		"--temporal-addr", fmt.Sprintf("127.0.0.1:%d", o.temporalPort)}
+	if o.netns != "" {
+		// ip execs the binary under its own PID.
+		argv = append([]string{"ip", "netns", "exec", o.netns}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), execMainEnv+"=1", "BAREFLOW_POWER_SYNC_INTERVAL=0", "BAREFLOW_BMC_TIMEOUT=1s", "BAREFLOW_LOG_LEVEL=warn")
 	// Later entries win: extraEnv may turn the power sync on.
 	cmd.Env = append(cmd.Env, fmt.Sprintf("BAREFLOW_BOOT_HTTP_ADDR=127.0.0.1:%d", o.bootPort))
@@ -127,7 +138,10 @@ func startDev(t *testing.T, o devOptions) *devProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &devProcess{cmd: cmd, apiURL: fmt.Sprintf("http://127.0.0.1:%d", o.apiPort), done: make(chan struct{})}
+	p := &devProcess{cmd: cmd, apiURL: fmt.Sprintf("http://127.0.0.1:%d", o.apiPort), client: o.client, done: make(chan struct{})}
+	if p.client == nil {
+		p.client = http.DefaultClient
+	}
 	cmd.Stderr = &lockedWriter{p: p}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -221,7 +235,7 @@ func (p *devProcess) call(t *testing.T, method, path, token string, in, out any)
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := p.client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
