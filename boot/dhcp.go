@@ -280,6 +280,7 @@ func (h *dhcpHandler) handle(ctx context.Context, l *dhcpListener, m *dhcpv4.DHC
 	log := h.logger.With("mac", r.mac.String(), "type", m.MessageType().String())
 	if !ok {
 		log.Debug("no network for DHCP request", "giaddr", giaddr.String(), "interface", l.iface)
+		h.nets.miss()
 		return nil, nil, outcomeNoNetwork
 	}
 	log = log.With("network", r.network.Name)

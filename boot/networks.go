@@ -17,7 +17,9 @@ type networkLister interface {
 
 // networkCache keeps the networks in memory, read again every refresh
 // interval in the background, so that choosing a network never waits on the
-// database.
+// database. A request that matches no network asks for an early reload
+// (miss), so a network created a moment ago serves the client's next
+// retransmission rather than one after the next refresh.
 type networkCache struct {
 	lister  networkLister
 	logger  *slog.Logger
@@ -25,6 +27,23 @@ type networkCache struct {
 	nets    []store.Network
 	loaded  bool
 	timeout time.Duration
+	// kick asks run for an early reload; it holds at most one request.
+	kick chan struct{}
+}
+
+// minMissReload is the least time between two reloads asked by misses, so
+// that a flood of packets from unknown segments cannot load the database.
+const minMissReload = time.Second
+
+// miss asks for an early reload of the networks, without waiting.
+func (c *networkCache) miss() {
+	if c.kick == nil {
+		return
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (c *networkCache) load(ctx context.Context) error {
@@ -40,18 +59,29 @@ func (c *networkCache) load(ctx context.Context) error {
 	return nil
 }
 
-// run reloads the networks every interval until ctx is done.
+// run reloads the networks every interval, and at most every
+// minMissReload when a request matched none, until ctx is done.
 func (c *networkCache) run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var lastMiss time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := c.load(ctx); err != nil && ctx.Err() == nil {
-				c.logger.Warn("cannot read networks; keeping the ones read before", "error", err)
+		case <-c.kick:
+			if wait := minMissReload - time.Since(lastMiss); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
 			}
+			lastMiss = time.Now()
+		}
+		if err := c.load(ctx); err != nil && ctx.Err() == nil {
+			c.logger.Warn("cannot read networks; keeping the ones read before", "error", err)
 		}
 	}
 }

@@ -68,7 +68,7 @@ func newService(cfg Config, st *store.Store, sig WorkflowSignaler, logger *slog.
 	logger = logger.With("component", "boot")
 	m := newMetrics()
 	s := &Service{cfg: cfg, logger: logger, metrics: m, tftpRoot: cfg.TFTPRoot}
-	s.nets = &networkCache{lister: st, logger: logger, timeout: cfg.DBTimeout * 5}
+	s.nets = &networkCache{lister: st, logger: logger, timeout: cfg.DBTimeout * 5, kick: make(chan struct{}, 1)}
 	s.events = newEventQueue(cfg.EventQueue, sig, cfg.TaskQueue, logger, m)
 	s.dhcp = newDHCPHandler(cfg, s.nets, st, st, s.events, m, logger.With("proto", "dhcp"))
 	s.http = &httpBoot{cfg: cfg, st: st, signaler: sig, events: s.events, metrics: m, logger: logger.With("proto", "http")}

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"bareflow/boot"
 	"bareflow/contract"
 	"bareflow/internal/lab/ipmisim"
 	"bareflow/internal/lab/qemulab"
@@ -153,10 +152,8 @@ func TestQEMURegister(t *testing.T) {
 			t.Fatalf("create network %s: got %d %+v, want 201", n["name"], code, e.Error)
 		}
 	}
-	// The boot service reads the networks again every
-	// boot.DefaultNetworkRefresh: before then it does not answer on br0,
-	// and iPXE gives up after one round of DHCP.
-	time.Sleep(boot.DefaultNetworkRefresh + 2*time.Second)
+	// No wait: the boot service reads the networks again when a request
+	// matches none, so iPXE's retransmission is answered.
 	var none struct {
 		Items []regMachine `json:"items"`
 	}
