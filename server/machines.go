@@ -59,9 +59,9 @@ type machineJSON struct {
 	// machine's page only.
 	RAID       []contract.BuiltVolume `json:"raid,omitempty"`
 	RootDevice string                 `json:"root_device,omitempty"`
-	CreatedAt   time.Time           `json:"created_at"`
-	UpdatedAt   time.Time           `json:"updated_at"`
-	Version     int                 `json:"version"`
+	CreatedAt  time.Time              `json:"created_at"`
+	UpdatedAt  time.Time              `json:"updated_at"`
+	Version    int                    `json:"version"`
 }
 
 func toMachineJSON(m store.Machine) machineJSON {

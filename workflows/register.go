@@ -106,11 +106,6 @@ func (w *registerWorkflow) act(ctx workflow.Context) error {
 	return nil
 }
 
-
-
-
-
-
 // setupBMC configures the BMC in-band, verifies it out-of-band with the new
 // credentials, and only then records them. A machine created with BMC
 // credentials keeps them (verified) unless a mode is asked for.
@@ -178,5 +173,3 @@ func bmcVerifyFailed(addr string, err error) error {
 		"the BMC was set up in-band but does not answer at "+addr+" with the new credentials; they were not recorded: "+err.Error(),
 		code, nil)
 }
-
-
