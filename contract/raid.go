@@ -56,8 +56,13 @@ type RAIDArray struct {
 	// for Linux software RAID, "md". Empty means the only controller whose
 	// disks can satisfy the array; for machines without a RAID controller,
 	// md.
-	Controller string       `json:"controller,omitempty"`
-	Disks      DiskSelector `json:"disks"`
+	Controller string `json:"controller,omitempty"`
+	// Name labels the array's logical drives where the tool takes a name
+	// (for md, /dev/md/NAME): a letter or digit, then letters, digits, '-'
+	// or '_', 12 characters at most. Splits add "-1", "-2"… Empty means
+	// "bf" and the array's index ("bf0").
+	Name  string       `json:"name,omitempty"`
+	Disks DiskSelector `json:"disks"`
 	// Splits carve the array into several logical drives; none means one
 	// logical drive of the whole array.
 	Splits []RAIDSplit `json:"splits,omitempty"`

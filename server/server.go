@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"bareflow/contract"
+	"bareflow/internal/raid"
 	"bareflow/internal/store"
 )
 
@@ -45,6 +46,12 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.CheckRAID == nil {
+		c.CheckRAID = func(spec contract.RAIDSpec, inv contract.Inventory) error {
+			_, err := raid.Plan(spec, inv)
+			return err
+		}
+	}
 	if c.Addr == "" {
 		c.Addr = "127.0.0.1:8080"
 	}

@@ -342,3 +342,82 @@ func (bmcConfigurer) Configure(ctx context.Context, sh activities.RamdiskShell, 
 		Changed: res.Changed, Warnings: res.Warnings,
 	}, nil
 }
+
+// raidBuilder implements activities.RAIDBuilder with package raid: Plan
+// checks a spec, Apply runs the controllers' tools through the ramdisk
+// shell, ResolveDevices finds the block devices.
+type raidBuilder struct {
+	// devicesWait bounds the wait for the built volumes' block devices.
+	devicesWait time.Duration
+}
+
+func raidSpecErr(err error) error {
+	var se *raid.SpecError
+	if errors.As(err, &se) {
+		return &activities.RAIDSpecError{Code: se.Code, Reason: se.Error()}
+	}
+	return err
+}
+
+func (raidBuilder) Check(spec contract.RAIDSpec, inv contract.Inventory) ([]string, error) {
+	layout, err := raid.Plan(spec, inv)
+	if err != nil {
+		return nil, raidSpecErr(err)
+	}
+	var lines []string
+	for _, c := range layout.Controllers {
+		for _, s := range c.Steps {
+			lines = append(lines, c.Controller+": "+s.String())
+		}
+	}
+	return lines, nil
+}
+
+func (b raidBuilder) Build(ctx context.Context, sh activities.RamdiskShell, spec contract.RAIDSpec, inv contract.Inventory, beat func(string)) ([]contract.BuiltVolume, error) {
+	layout, err := raid.Plan(spec, inv)
+	if err != nil {
+		return nil, raidSpecErr(err)
+	}
+	runner := &shellArgv{sh: sh, beat: beat}
+	applied, err := raid.Apply(ctx, runner, layout, beat)
+	if err != nil {
+		return nil, &activities.RAIDBuildError{Built: applied.Volumes, Err: err}
+	}
+	wait := b.devicesWait
+	if wait <= 0 {
+		wait = 2 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		beat("wait for block devices")
+		vols, all, err := raid.ResolveDevices(ctx, runner, layout, applied)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err == nil && all:
+			return vols, nil
+		case time.Now().After(deadline):
+			cause := fmt.Errorf("the built volumes did not all show up as block devices within %s", wait)
+			if err != nil {
+				cause = fmt.Errorf("%w: %w", cause, err)
+			}
+			return nil, &activities.RAIDBuildError{Built: vols, Err: cause}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+func (raidBuilder) RootDisk(inv contract.Inventory, volumes []contract.BuiltVolume) (string, error) {
+	return inventory.RootDisk(inv, volumes)
+}
+
+// raidKeeper implements activities.RAIDKeeper on the store.
+type raidKeeper struct{ st *store.Store }
+
+func (k raidKeeper) SaveRAID(ctx context.Context, machineID string, volumes []contract.BuiltVolume, rootDevice string) error {
+	return storeErr(k.st.SaveRAID(ctx, machineID, volumes, rootDevice))
+}

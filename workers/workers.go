@@ -53,6 +53,7 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 		{workflows.PowerSync, contract.WorkflowPowerSync},
 		{workflows.PowerStatus, contract.WorkflowPowerStatus},
 		{workflows.Register, contract.WorkflowRegister},
+		{workflows.MakeRAID, contract.WorkflowMakeRAID},
 	} {
 		r.RegisterWorkflowWithOptions(wf.fn, workflow.RegisterOptions{Name: wf.name})
 	}
@@ -64,9 +65,11 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 		PollInterval: cfg.PowerPollInterval,
 		Records:      keeper,
 	})
+	dialer := &ramdiskDialer{signer: cfg.SSHSigner}
+	r.RegisterActivity(&activities.RAID{Builder: raidBuilder{}, Dialer: dialer, Keeper: raidKeeper{st: st}})
 	r.RegisterActivity(&activities.Registration{
 		Keeper:       &registrationKeeper{st: st},
-		Dialer:       &ramdiskDialer{signer: cfg.SSHSigner},
+		Dialer:       dialer,
 		Pending:      connector,
 		Collector:    inventoryCollector{},
 		Configurer:   bmcConfigurer{},

@@ -2,8 +2,11 @@ package raid
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -190,6 +193,83 @@ func FuzzNormalizePCIAddr(f *testing.F) {
 		}
 		if a != "" && len(a) != len("0000:00:00.0") {
 			t.Fatalf("normalizePCIAddr(%q) = %q, want the lspci -D form", s, a)
+		}
+	})
+}
+
+// FuzzVolumeLists feeds hostile output to the readers of the write side:
+// the logical drive lists of each tool, lsblk and /sys/block.
+func FuzzVolumeLists(f *testing.F) {
+	for _, pattern := range []string{"apply/*", "storcli/*.json", "ssacli/*.txt", "sas3ircu/*.txt", "arcconf/*.txt"} {
+		for _, b := range seed(f, pattern) {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(`{"Controllers":[{"Command Status":{"Status":"Success"},"Response Data":{"/c0/v":[{}],"/c0/v99999":[],"VD1 Properties":[]}}]}`))
+	f.Add([]byte(`{"blockdevices":[{"name":"../x","size":"1e400"},{"name":"sda","size":-1,"wwn":{}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vs, _ := parseStorcliVolumes(b)
+		for _, list := range [][]volumeInfo{vs, parseSSACLIVolumes(b), parseIRCUVolumes(b), parseArcconfVolumes(b)} {
+			if len(list) > maxLogical {
+				t.Fatalf("volumes: got %d, want at most %d", len(list), maxLogical)
+			}
+			for _, v := range list {
+				if v.SizeBytes < 0 || v.SizeBytes > maxSize || !utf8.ValidString(v.Name+v.ID+v.Device+v.WWN) {
+					t.Fatalf("volume %+v out of bounds", v)
+				}
+			}
+		}
+		devs, _ := parseLsblk(b)
+		for _, d := range devs {
+			if !blockName(d.Name) || d.SizeBytes < 0 {
+				t.Fatalf("block device %+v out of bounds", d)
+			}
+		}
+		_ = parseSysBlock(b)
+	})
+}
+
+// FuzzPlan plans hostile specs on hostile inventories: Plan never panics,
+// refuses with a *SpecError, or builds command lines whose every word is
+// plain (letters, digits and _ . / : = , + @ - ;).
+func FuzzPlan(f *testing.F) {
+	for _, tc := range planCases(f) {
+		spec, _ := json.Marshal(tc.spec)
+		inv, _ := json.Marshal(tc.inv)
+		f.Add(spec, inv)
+	}
+	f.Add([]byte(`{"arrays":[{"level":"1","name":"a;b","disks":{"slots":["$(x)","y"]}}]}`),
+		[]byte(`{"disks":[{"name":"sd a","size_bytes":1},{"name":"sdb;","size_bytes":1}],"raid_controllers":[{"pci_addr":"0000:01:00.0","tool":"storcli64","physical_disks":[{"enclosure":"1 2","slot":"0","size_bytes":9}]}]}`))
+	plain := func(s string) bool {
+		for _, r := range s {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_./:=,+@-;", r)) {
+				return false
+			}
+		}
+		return s != ""
+	}
+	f.Fuzz(func(t *testing.T, specJSON, invJSON []byte) {
+		var spec contract.RAIDSpec
+		var inv contract.Inventory
+		if json.Unmarshal(specJSON, &spec) != nil || json.Unmarshal(invJSON, &inv) != nil {
+			return
+		}
+		l, err := Plan(spec, inv)
+		if err != nil {
+			var se *SpecError
+			if !errors.As(err, &se) {
+				t.Fatalf("Plan: got %T %v, want a *SpecError", err, err)
+			}
+			return
+		}
+		for _, c := range l.Controllers {
+			for _, s := range c.Steps {
+				for _, a := range s.Argv {
+					if !plain(a) {
+						t.Fatalf("step %s: word %q is not plain", s, a)
+					}
+				}
+			}
 		}
 	})
 }

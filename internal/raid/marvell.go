@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"bareflow/contract"
@@ -197,4 +198,106 @@ func parseMvcli(hba, pds, vds []byte) ([]contract.RAIDController, error) {
 		ctrls[i].LogicalDisks = append(ctrls[i].LogicalDisks, l)
 	}
 	return ctrls, errors.Join(errs...)
+}
+
+// The write side of Marvell, after the mvcli calls of public tools
+// (metal-toolbox/ironlib, digitalrebar's drp-raid):
+//
+//	clear    mvcli delete -o vd -i ID -f --waiveconfirmation   (each virtual disk)
+//	create   mvcli create -o vd -r 1 -d 0,1 -n NAME -b 64 --waiveconfirmation
+//
+// mvcli works on one adapter at a time, so a machine with two Marvell
+// controllers is refused. The 88SE92xx build RAID 0 and 1 of two disks
+// and RAID 10 of four; the BOSS cards have two. Stripe ("block") sizes
+// are 16 to 128 KiB. Disks outside virtual disks reach the OS as they
+// are. mvcli's exit status is not to be trusted: Apply also looks for an
+// error in its output.
+
+func (marvell) capabilities() capabilities {
+	return capabilities{
+		label: "mvcli",
+		levels: map[contract.RAIDLevel]levelRule{
+			contract.RAID0:  {min: 2, max: 4},
+			contract.RAID1:  {min: 2, max: 2},
+			contract.RAID10: {min: 4, max: 4},
+		},
+		maxVolumes:      2,
+		jbod:            jbodAuto,
+		strips:          pow2(16, 128),
+		mixedInterfaces: true,
+	}
+}
+
+func (m marvell) steps(c *ControllerLayout, ctrl *contract.RAIDController, inv contract.Inventory) error {
+	tool, err := checkedTool(m, c.Tool)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, o := range inv.RAID {
+		if familyOfTool(o.Tool) == m.Name() {
+			n++
+		}
+	}
+	if n > 1 {
+		return specErr(-1, "mvcli works on one adapter at a time and the machine has %d Marvell controllers", n)
+	}
+	c.Handle = ""
+	add := func(kind StepKind, argv ...string) *Step {
+		c.Steps = append(c.Steps, Step{Kind: kind, Argv: append([]string{tool}, argv...)})
+		return &c.Steps[len(c.Steps)-1]
+	}
+	if ctrl != nil {
+		for _, ld := range ctrl.LogicalDisks {
+			if !digits(ld.ID, 3) {
+				return badWord("mvcli virtual disk", ld.ID)
+			}
+			add(StepClear, "delete", "-o", "vd", "-i", ld.ID, "-f", "--waiveconfirmation")
+		}
+	}
+	for _, ai := range raidArrays(c) {
+		a := c.Arrays[ai]
+		ids := make([]string, len(a.Disks))
+		for k, d := range a.Disks {
+			if d.Enclosure != "" || !digits(d.Slot, 3) {
+				return badWord("mvcli disk", d.ID())
+			}
+			ids[k] = d.Slot
+		}
+		if !volumeName(a.Volumes[0].Name) {
+			return badWord("volume name", a.Volumes[0].Name)
+		}
+		argv := []string{"create", "-o", "vd", "-r", string(a.Level), "-d", strings.Join(ids, ","), "-n", a.Volumes[0].Name}
+		if a.StripKiB > 0 {
+			argv = append(argv, "-b", strconv.Itoa(a.StripKiB))
+		}
+		argv = append(argv, "--waiveconfirmation")
+		add(StepCreate, argv...).Volumes = volumeRefs(c, ai, 0, 1)
+	}
+	return nil
+}
+
+// listVolumes reads "mvcli info -o vd": each virtual disk's id, name and
+// size.
+func (m marvell) listVolumes(ctx context.Context, r CommandRunner, c ControllerLayout) ([]volumeInfo, error) {
+	tool, err := checkedTool(m, c.Tool)
+	if err != nil {
+		return nil, err
+	}
+	out, err := run(ctx, r, tool, "info", "-o", "vd")
+	if err != nil {
+		return nil, err
+	}
+	var vols []volumeInfo
+	for _, b := range mvcliBlocks(out) {
+		id, ok := b["id"]
+		if !ok || len(vols) >= maxLogical {
+			continue
+		}
+		v := volumeInfo{ID: clean(id), Name: clean(b["name"]), Channel: -1, Target: -1}
+		v.SizeBytes, _ = parseSize(b["size"], true)
+		vols = append(vols, v)
+	}
+	sortVolumeInfos(vols)
+	return vols, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"bareflow/contract"
@@ -39,6 +41,11 @@ func (mdRAID) Standalone() bool { return true }
 func (mdRAID) Inventory(ctx context.Context, r CommandRunner, tool string) ([]contract.RAIDController, error) {
 	out, err := run(ctx, r, "cat", "/proc/mdstat")
 	if err != nil {
+		// Without the md driver loaded there is no /proc/mdstat, and no
+		// array.
+		if strings.Contains(err.Error(), "No such file") {
+			return nil, nil
+		}
 		return nil, err
 	}
 	c, members, err := parseMdstat(out)
@@ -268,4 +275,165 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// The write side of Linux md, on whole disks (mdadm(8)):
+//
+//	clear    mdadm --stop /dev/mdN              (each array with a member on a disk of the layout)
+//	         mdadm --zero-superblock /dev/sdX1  (each such member on a disk of the layout)
+//	         wipefs -a /dev/sdX                 (each disk of the layout)
+//	create   mdadm --create /dev/md/NAME --run --level=10 --raid-devices=4 --metadata=1.2 --homehost=any [--chunk=K] /dev/sdb …
+//
+// Arrays of pass-through level take their disks through the clear only:
+// that is how a layout gives disks back plain. md builds one device per
+// array, so splits are refused (partition the array after the install
+// instead); RAID 1 takes no chunk size. --homehost=any keeps the name
+// usable by the installed system, whose host name is not the ramdisk's.
+// Members on other disks of an array that is stopped are left as they
+// are. Nothing is done for disks outside the layout.
+
+func (mdRAID) capabilities() capabilities {
+	return capabilities{
+		label: "md",
+		levels: map[contract.RAIDLevel]levelRule{
+			contract.RAID0:  {min: 2},
+			contract.RAID1:  {min: 2},
+			contract.RAID5:  {min: 3},
+			contract.RAID6:  {min: 4},
+			contract.RAID10: {min: 4, even: true},
+		},
+		jbod:            jbodAuto,
+		strips:          pow2(4, 4096),
+		mixedInterfaces: true,
+	}
+}
+
+// onDisk reports whether member (sda1, nvme0n1p2, loop7) is disk or one
+// of its partitions.
+func onDisk(member, disk string) bool {
+	if member == disk {
+		return true
+	}
+	rest, ok := strings.CutPrefix(member, disk)
+	if !ok {
+		return false
+	}
+	rest = strings.TrimPrefix(rest, "p")
+	return digits(rest, 3)
+}
+
+func (mdRAID) steps(c *ControllerLayout, _ *contract.RAIDController, inv contract.Inventory) error {
+	c.Tool, c.Handle = "mdadm", ""
+	var disks []string
+	for _, a := range c.Arrays {
+		for _, d := range a.Disks {
+			if !blockName(d.Slot) {
+				return badWord("block device", d.Slot)
+			}
+			disks = append(disks, d.Slot)
+		}
+	}
+	add := func(kind StepKind, argv ...string) *Step {
+		c.Steps = append(c.Steps, Step{Kind: kind, Argv: argv})
+		return &c.Steps[len(c.Steps)-1]
+	}
+	// Arrays of the inventory with a member on a disk of the layout.
+	var zero []string
+	for _, rc := range inv.RAID {
+		if familyOfTool(rc.Tool) != MDController {
+			continue
+		}
+		for _, ld := range rc.LogicalDisks {
+			var mine []string
+			for _, m := range rc.PhysicalDisks {
+				if m.Enclosure != ld.ID {
+					continue
+				}
+				for _, d := range disks {
+					if onDisk(m.Slot, d) {
+						mine = append(mine, m.Slot)
+					}
+				}
+			}
+			if len(mine) == 0 {
+				continue
+			}
+			if !mdName(ld.ID) {
+				return badWord("md array", ld.ID)
+			}
+			add(StepClear, "mdadm", "--stop", "/dev/"+ld.ID)
+			for _, m := range mine {
+				if !blockName(m) {
+					return badWord("md member", m)
+				}
+				if !slices.Contains(zero, m) {
+					zero = append(zero, m)
+				}
+			}
+		}
+	}
+	for _, m := range zero {
+		add(StepClear, "mdadm", "--zero-superblock", "/dev/"+m)
+	}
+	for _, d := range disks {
+		add(StepClear, "wipefs", "-a", "/dev/"+d)
+	}
+	for _, ai := range raidArrays(c) {
+		a := c.Arrays[ai]
+		name := a.Volumes[0].Name
+		if !volumeName(name) {
+			return badWord("array name", name)
+		}
+		argv := []string{"mdadm", "--create", "/dev/md/" + name, "--run", "--level=" + string(a.Level),
+			"--raid-devices=" + strconv.Itoa(len(a.Disks)), "--metadata=1.2", "--homehost=any"}
+		if a.StripKiB > 0 {
+			argv = append(argv, "--chunk="+strconv.Itoa(a.StripKiB))
+		}
+		for _, d := range a.Disks {
+			argv = append(argv, "/dev/"+d.Slot)
+		}
+		add(StepCreate, argv...).Volumes = volumeRefs(c, ai, 0, 1)
+	}
+	return nil
+}
+
+// listVolumes lists the running arrays of /proc/mdstat with the name each
+// was created with, from "mdadm --detail" ("Name : host:NAME").
+func (mdRAID) listVolumes(ctx context.Context, r CommandRunner, _ ControllerLayout) ([]volumeInfo, error) {
+	out, err := run(ctx, r, "cat", "/proc/mdstat")
+	if err != nil {
+		// Without the md driver loaded there is no /proc/mdstat, and no
+		// array.
+		if strings.Contains(err.Error(), "No such file") {
+			return nil, nil
+		}
+		return nil, err
+	}
+	c, _, err := parseMdstat(out)
+	if err != nil {
+		return nil, err
+	}
+	var vols []volumeInfo
+	for _, ld := range c.LogicalDisks {
+		if !mdName(ld.ID) || strings.HasPrefix(ld.State, "inactive") {
+			continue
+		}
+		out, err := run(ctx, r, "mdadm", "--detail", "/dev/"+ld.ID)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", ld.ID, err)
+		}
+		v := volumeInfo{ID: ld.ID, Device: "/dev/" + ld.ID, SizeBytes: ld.SizeBytes, Channel: -1, Target: -1}
+		for _, line := range splitLines(out) {
+			if key, val, ok := keyValue(line); ok && key == "Name" {
+				name := firstField(val)
+				if i := strings.LastIndexByte(name, ':'); i >= 0 {
+					name = name[i+1:]
+				}
+				v.Name = clean(name)
+				break
+			}
+		}
+		vols = append(vols, v)
+	}
+	return vols, nil
 }

@@ -1,5 +1,5 @@
 // Package raid reads the RAID controllers of a machine, as seen by whichever
-// vendor tool is present in the ramdisk, and (later) builds arrays on them.
+// vendor tool is present in the ramdisk, and builds arrays on them.
 //
 // Each controller family has a Driver in its own file:
 //
@@ -20,6 +20,18 @@
 // ramdisk has, and merges what the tool reports with the PCI side. A
 // controller whose tool is missing or failed is still listed, from the PCI
 // bus alone, with a warning.
+//
+// Building has three parts. Plan (plan.go), with no I/O, checks a
+// contract.RAIDSpec against the inventory and turns it into a Layout: per
+// controller, the arrays with their disks and logical drives, and the
+// command lines that clear the controller (foreign configurations too),
+// prepare its disks, create the logical drives and pass the other disks
+// through; a spec the hardware cannot satisfy is refused with a *SpecError
+// before anything is touched. Each family's file builds its commands from
+// words it checked first (slots, addresses, names), never from text as
+// given. Apply (apply.go) runs the commands through a CommandRunner, checks
+// first, and ResolveDevices finds the block device of each logical drive
+// built, for the caller to poll.
 //
 // Tool output is treated as hostile: it is size-checked, parsed without
 // panicking whatever its shape, and every count and string is bounded.

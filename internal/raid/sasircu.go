@@ -307,3 +307,169 @@ func ircuDriveSize(s string) int64 {
 	}
 	return 0
 }
+
+// The write side of SAS2/SAS3 IR. The commands and limits are those of
+// LSI's "SAS-3 Integrated RAID Solution User Guide", appendix A (sas2ircu
+// takes the same):
+//
+//	check    sas3ircu LIST                              (adapter N is at the PCI address planned)
+//	clear    sas3ircu N DELETE noprompt                 (every volume and hot spare)
+//	create   sas3ircu N CREATE RAID1 MAX 2:0 2:1 NAME noprompt
+//
+// IR firmware builds RAID 0 (2 to 10 disks), RAID 1 (2), RAID 1E (3 or
+// more, odd here: an even count is RAID 10's) and RAID 10 (4 to 10, even),
+// at most two volumes per adapter, no splits, no strip size or cache
+// policy, and never mixes SAS and SATA. Disks outside volumes reach the
+// OS as they are: there is no pass-through step. IT firmware builds
+// nothing; the inventory does not tell it from IR, so its create fails.
+
+func (s sasIRCU) capabilities() capabilities {
+	return capabilities{
+		label: s.Name(),
+		levels: map[contract.RAIDLevel]levelRule{
+			contract.RAID0:  {min: 2, max: 10},
+			contract.RAID1:  {min: 2, max: 2},
+			contract.RAID1E: {min: 3, max: 9, odd: true},
+			contract.RAID10: {min: 4, max: 10, even: true},
+		},
+		maxVolumes: 2,
+		jbod:       jbodAuto,
+	}
+}
+
+// ircuLevel is a level as CREATE takes it.
+func ircuLevel(l contract.RAIDLevel) string {
+	if l == contract.RAID1E {
+		return "RAID1E"
+	}
+	return "RAID" + string(l)
+}
+
+func (s sasIRCU) steps(c *ControllerLayout, ctrl *contract.RAIDController, _ contract.Inventory) error {
+	tool, err := checkedTool(s, c.Tool)
+	if err != nil {
+		return err
+	}
+	if !digits(c.Handle, 3) {
+		return badWord(s.Name()+" adapter index", c.Handle)
+	}
+	add := func(kind StepKind, argv ...string) *Step {
+		c.Steps = append(c.Steps, Step{Kind: kind, Argv: append([]string{tool}, argv...)})
+		return &c.Steps[len(c.Steps)-1]
+	}
+	add(StepCheck, "LIST")
+	spares := false
+	if ctrl != nil {
+		for _, pd := range ctrl.PhysicalDisks {
+			spares = spares || hasState(pd.State, "hot spare")
+		}
+	}
+	if ctrl != nil && len(ctrl.LogicalDisks) > 0 || spares {
+		add(StepClear, c.Handle, "DELETE", "noprompt")
+	}
+	for _, ai := range raidArrays(c) {
+		a := c.Arrays[ai]
+		argv := []string{c.Handle, "CREATE", ircuLevel(a.Level), "MAX"}
+		for _, d := range a.Disks {
+			if !digits(d.Enclosure, 4) || !digits(d.Slot, 4) {
+				return badWord(s.Name()+" drive", d.ID())
+			}
+			argv = append(argv, d.Enclosure+":"+d.Slot)
+		}
+		if !volumeName(a.Volumes[0].Name) {
+			return badWord("volume name", a.Volumes[0].Name)
+		}
+		argv = append(argv, a.Volumes[0].Name, "noprompt")
+		add(StepCreate, argv...).Volumes = volumeRefs(c, ai, 0, 1)
+	}
+	return nil
+}
+
+// verify confirms with the output of "sasXircu LIST" that adapter Handle
+// is at the PCI address planned.
+func (s sasIRCU) verify(c ControllerLayout, out []byte) error {
+	adapters, err := parseIRCUList(out)
+	if err != nil {
+		return fmt.Errorf("%s LIST: %w", s.Name(), err)
+	}
+	for _, a := range adapters {
+		if strconv.Itoa(a.index) == c.Handle {
+			if a.pciAddr == "" {
+				return fmt.Errorf("%w: %s LIST gives no PCI address for adapter %s", ErrWrongController, s.Name(), c.Handle)
+			}
+			return sameController(c, a.pciAddr, "")
+		}
+	}
+	return fmt.Errorf("%w: %s LIST has no adapter %s", ErrWrongController, s.Name(), c.Handle)
+}
+
+// listVolumes reads the IR volumes of "sasXircu N DISPLAY": ID, name,
+// WWID and size. mpt2sas and mpt3sas put volumes on SCSI channel 1.
+func (s sasIRCU) listVolumes(ctx context.Context, r CommandRunner, c ControllerLayout) ([]volumeInfo, error) {
+	tool, err := checkedTool(s, c.Tool)
+	if err != nil {
+		return nil, err
+	}
+	if !digits(c.Handle, 3) {
+		return nil, badWord(s.Name()+" adapter index", c.Handle)
+	}
+	out, err := run(ctx, r, tool, c.Handle, "DISPLAY")
+	if err != nil {
+		return nil, err
+	}
+	return parseIRCUVolumes(out), nil
+}
+
+// parseIRCUVolumes reads the "IR Volume information" section of DISPLAY.
+func parseIRCUVolumes(out []byte) []volumeInfo {
+	if len(out) > maxOutput {
+		return nil
+	}
+	var (
+		vols []volumeInfo
+		in   bool
+	)
+	for _, line := range splitLines(out) {
+		t := strings.TrimSpace(line)
+		lt := strings.ToLower(t)
+		switch lt {
+		case "ir volume information":
+			in = true
+			continue
+		case "physical device information", "enclosure information", "controller information":
+			in = false
+			continue
+		}
+		if !in {
+			continue
+		}
+		if strings.HasPrefix(lt, "ir volume ") {
+			if len(vols) >= maxLogical {
+				break
+			}
+			vols = append(vols, volumeInfo{ID: clean(t[len("ir volume "):]), Channel: 1, Target: -1})
+			continue
+		}
+		key, val, ok := keyValue(t)
+		if !ok || len(vols) == 0 {
+			continue
+		}
+		v := &vols[len(vols)-1]
+		switch key {
+		case "Volume ID":
+			if id := clean(val); id != "" {
+				v.ID = id
+			}
+		case "Volume Name":
+			v.Name = clean(val)
+		case "Volume wwid":
+			v.WWN = clean(val)
+		case "Size (in MB)":
+			if mb, ok := parseSize(val, true); ok {
+				v.SizeBytes, _ = toBytes(float64(mb), 1<<20)
+			}
+		}
+	}
+	sortVolumeInfos(vols)
+	return vols
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"bareflow/contract"
@@ -232,4 +234,189 @@ func ssacliPDState(status, driveType string) string {
 		return "hba mode"
 	}
 	return s
+}
+
+// The write side of Smart Array. ssacli, hpssacli and hpacucli take the
+// same commands; the controller is addressed by its serial number, which
+// the inventory has ("ctrl serialnumber=…", a target ssacli's help lists):
+//
+//	clear    ssacli ctrl serialnumber=S ld all delete forced   (when there are logical drives)
+//	prepare  ssacli ctrl serialnumber=S modify hbamode=off forced (when a disk to use is in HBA mode)
+//	create   ssacli ctrl serialnumber=S create type=ld drives=1I:1:1,1I:1:2 raid=1+0 size=MiB stripsize=256 forced
+//	         ssacli ctrl serialnumber=S array B create type=ld raid=1+0 size=MiB forced  (further splits)
+//	jbod     ssacli ctrl serialnumber=S modify hbamode=on forced (controller-wide only)
+//
+// An array's first logical drive creates it; the arrays of a cleared
+// controller are lettered A, B… in the order they are created, which is
+// how later splits name theirs. RAID 50 and 60 take paritygroups=, the
+// number of spans. Sizes are whole MiB; the last split without a size
+// takes what is left. Smart Array has no read-ahead or write-back setting
+// per logical drive (its cache ratio is the controller's), so a spec that
+// sets them is refused.
+
+func (smartArray) capabilities() capabilities {
+	return capabilities{
+		label: "ssacli",
+		levels: map[contract.RAIDLevel]levelRule{
+			contract.RAID0:  {min: 1},
+			contract.RAID1:  {min: 2, max: 2},
+			contract.RAID5:  {min: 3},
+			contract.RAID6:  {min: 4},
+			contract.RAID10: {min: 4, even: true},
+			contract.RAID50: {min: 6},
+			contract.RAID60: {min: 8},
+		},
+		splits:     true,
+		maxVolumes: 64,
+		jbod:       jbodController,
+		strips:     pow2(8, 1024),
+		maxSpans:   8,
+	}
+}
+
+// ssacliLevel is a level as ssacli's raid= takes it.
+func ssacliLevel(l contract.RAIDLevel) string {
+	if l == contract.RAID10 {
+		return "1+0"
+	}
+	return string(l)
+}
+
+// ssacliDrive checks a drive's id: port:box:bay ("1I:1:3") or box:bay.
+func ssacliDrive(d DiskRef) (string, error) {
+	parts := strings.Split(d.ID(), ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return "", badWord("ssacli drive", d.ID())
+	}
+	for _, p := range parts {
+		if !alnum(p, 6) {
+			return "", badWord("ssacli drive", d.ID())
+		}
+	}
+	return d.ID(), nil
+}
+
+func (s smartArray) steps(c *ControllerLayout, ctrl *contract.RAIDController, _ contract.Inventory) error {
+	tool, err := checkedTool(s, c.Tool)
+	if err != nil {
+		return err
+	}
+	if !alnum(c.Serial, 40) {
+		return specErr(-1, "controller %s has no usable serial number in the inventory (%q); ssacli addresses controllers by it", c.Controller, clean(c.Serial))
+	}
+	c.Handle = c.Serial
+	target := []string{tool, "ctrl", "serialnumber=" + c.Serial}
+	add := func(kind StepKind, argv ...string) *Step {
+		c.Steps = append(c.Steps, Step{Kind: kind, Argv: append(slices.Clone(target), argv...)})
+		return &c.Steps[len(c.Steps)-1]
+	}
+	if ctrl != nil && len(ctrl.LogicalDisks) > 0 {
+		add(StepClear, "ld", "all", "delete", "forced")
+	}
+	arrays := raidArrays(c)
+	hba := false
+	for _, ai := range arrays {
+		for _, d := range c.Arrays[ai].Disks {
+			hba = hba || hasState(d.State, "hba")
+		}
+	}
+	if hba {
+		add(StepPrepare, "modify", "hbamode=off", "forced")
+	}
+	for n, ai := range arrays {
+		a := c.Arrays[ai]
+		if n >= 26 {
+			return specErr(a.Spec, "ssacli letters at most 26 arrays per controller")
+		}
+		sizes, ok := volumeSizes(a)
+		if !ok {
+			return specErr(a.Spec, "the splits leave nothing for the last one")
+		}
+		ids := make([]string, len(a.Disks))
+		for k, d := range a.Disks {
+			if ids[k], err = ssacliDrive(d); err != nil {
+				return err
+			}
+		}
+		for k, v := range a.Volumes {
+			var argv []string
+			if k == 0 {
+				argv = []string{"create", "type=ld", "drives=" + strings.Join(ids, ","), "raid=" + ssacliLevel(a.Level)}
+			} else {
+				argv = []string{"array", string(rune('A' + n)), "create", "type=ld", "raid=" + ssacliLevel(a.Level)}
+			}
+			if v.SizeBytes > 0 {
+				argv = append(argv, "size="+mibString(sizes[k]))
+			}
+			if a.StripKiB > 0 {
+				argv = append(argv, "stripsize="+strconv.Itoa(a.StripKiB))
+			}
+			if a.Spans > 0 && (a.Level == contract.RAID50 || a.Level == contract.RAID60) {
+				argv = append(argv, "paritygroups="+strconv.Itoa(a.Spans))
+			}
+			argv = append(argv, "forced")
+			add(StepCreate, argv...).Volumes = volumeRefs(c, ai, k, k+1)
+		}
+	}
+	if len(c.JBOD) > 0 {
+		add(StepJBOD, "modify", "hbamode=on", "forced")
+	}
+	return nil
+}
+
+// listVolumes reads "ssacli ctrl serialnumber=S ld all show detail": each
+// logical drive's number, size, block device ("Disk Name") and unique
+// identifier.
+func (s smartArray) listVolumes(ctx context.Context, r CommandRunner, c ControllerLayout) ([]volumeInfo, error) {
+	tool, err := checkedTool(s, c.Tool)
+	if err != nil {
+		return nil, err
+	}
+	if !alnum(c.Serial, 40) {
+		return nil, badWord("ssacli serial number", c.Serial)
+	}
+	out, err := run(ctx, r, tool, "ctrl", "serialnumber="+c.Serial, "ld", "all", "show", "detail")
+	if err != nil {
+		return nil, err
+	}
+	return parseSSACLIVolumes(out), nil
+}
+
+// parseSSACLIVolumes reads the logical drives of "ld all show detail".
+func parseSSACLIVolumes(out []byte) []volumeInfo {
+	if len(out) > maxOutput {
+		return nil
+	}
+	var vols []volumeInfo
+	for _, line := range splitLines(out) {
+		key, val, ok := keyValue(line)
+		if !ok {
+			continue
+		}
+		if key == "Logical Drive" {
+			if len(vols) >= maxLogical {
+				break
+			}
+			vols = append(vols, volumeInfo{ID: clean(val), Channel: -1, Target: -1})
+			continue
+		}
+		if len(vols) == 0 {
+			continue
+		}
+		v := &vols[len(vols)-1]
+		switch key {
+		case "Size":
+			if v.SizeBytes == 0 {
+				v.SizeBytes, _ = parseSize(val, true)
+			}
+		case "Disk Name":
+			v.Device = clean(val)
+		case "Unique Identifier":
+			v.WWN = clean(val)
+		case "Logical Drive Label":
+			v.Name = clean(val)
+		}
+	}
+	sortVolumeInfos(vols)
+	return vols
 }
