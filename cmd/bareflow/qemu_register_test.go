@@ -85,75 +85,13 @@ var regDisks = []struct {
 // (203.0.113.10/24), ipmi_sim, QEMU, and `bareflow dev` itself (this test
 // binary, re-executed), which reaches PostgreSQL through its unix socket.
 func TestQEMURegister(t *testing.T) {
-	if os.Geteuid() != 0 {
-		qemulab.SkipOrFail(t, "network namespaces, taps and QEMU's bridge need root")
-	}
-	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "ip", "ipmi_sim", "ipmitool"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			qemulab.SkipOrFail(t, "%s is not installed (packages qemu-system-x86, qemu-utils, iproute2, openipmi, ipmitool)", tool)
-		}
-	}
-	if _, err := os.Stat("/usr/lib/ipxe/qemu/efi-virtio.rom"); err != nil {
-		qemulab.SkipOrFail(t, "the iPXE ROMs for QEMU are not installed (package ipxe-qemu)")
-	}
-	ramdisk := regRamdiskDir(t)
-	dsn := socketDSN(t, storetest.DSN(t))
-
-	l := qemulab.New(t, 1, 1)
-	l.AdvertiseNoRouter(t)
-	l.AddSegment(t, regBMCIf, regBMCIP+"/24")
-
+	q := newQEMULab(t, 1, true)
+	l, sim, dev, dsn, o := q.lab, q.sim, q.dev, q.dsn, q.opts
 	// The BMC, factory-fresh: address by DHCP with no DHCP server, so 0.0.0.0
-	// until bareflow sets it; its LAN interface answers on the second
-	// address; chassis power goes to the VM over the VM serial interface.
-	sim := ipmisim.Start(t, ipmisim.Options{
-		Netns: l.NS, Host: regBMCIP, Port: regBMCPort,
-		VMSerial: true, VMPower: true,
-		LAN: &ipmisim.LANConfig{IPSource: "dhcp"},
-	})
+	// until bareflow sets it.
 	if st, err := sim.LAN(); err != nil || st.IPSource != "dhcp" || !st.Addr.IsUnspecified() {
 		t.Fatalf("BMC LAN settings before registration: got %+v (%v), want dhcp with no address", st, err)
 	}
-
-	work := t.TempDir()
-	ipxeDir := "/usr/lib/ipxe"
-	if _, err := os.Stat(filepath.Join(ipxeDir, "undionly.kpxe")); err != nil {
-		ipxeDir = t.TempDir() // TFTP serves nothing then; the QEMU ROM is iPXE already
-	}
-	o := newDevOptions(t)
-	o.dsn, o.netns, o.client = dsn, l.NS, qemulab.HTTPClient(l.NS)
-	o.extraEnv = []string{
-		"BAREFLOW_LOG_LEVEL=info",
-		// ipmi_sim shares two cores with a TCG guest.
-		"BAREFLOW_BMC_TIMEOUT=5s",
-		"BAREFLOW_BOOT_INTERFACES=" + qemulab.Bridge,
-		"BAREFLOW_BOOT_HTTP_ADDR=" + regBootHTTP,
-		"BAREFLOW_BOOT_PUBLIC_URL=http://" + regBootHTTP,
-		"BAREFLOW_BOOT_TFTP_ADDR=" + regServerIP + ":69",
-		"BAREFLOW_BOOT_IPXE_DIR=" + ipxeDir,
-		"BAREFLOW_BOOT_RAMDISK_DIR=" + ramdisk,
-		"BAREFLOW_BOOT_KERNEL_ARGS=console=tty0 console=ttyS0,115200 bareflow.link_wait=10",
-		"BAREFLOW_BOOT_AUTO_REGISTER=true",
-	}
-	devStart := time.Now()
-	dev := startDev(t, o)
-	t.Logf("bareflow dev up in the namespace in %.1fs", time.Since(devStart).Seconds())
-
-	// bareflow's networks: the PXE segment on the bridge, and the BMC
-	// network whose one address is where ipmi_sim listens.
-	for _, n := range []map[string]any{
-		{"name": "lab", "kind": "provisioning", "cidr": "198.51.100.0/24", "gateway": regServerIP,
-			"range_start": "198.51.100.50", "range_end": "198.51.100.60", "lease_seconds": 600, "interface": qemulab.Bridge},
-		{"name": "bmc", "kind": "bmc", "cidr": "203.0.113.0/24", "gateway": regBMCGW,
-			"range_start": regBMCIP, "range_end": regBMCIP, "bmc_port": regBMCPort},
-	} {
-		var e apiErr
-		if code := dev.call(t, "POST", "/networks", dev.token, n, &e); code != http.StatusCreated {
-			t.Fatalf("create network %s: got %d %+v, want 201", n["name"], code, e.Error)
-		}
-	}
-	// No wait: the boot service reads the networks again when a request
-	// matches none, so iPXE's retransmission is answered.
 	var none struct {
 		Items []regMachine `json:"items"`
 	}
@@ -162,18 +100,11 @@ func TestQEMURegister(t *testing.T) {
 	}
 
 	for _, d := range regDisks {
-		qemulab.Run(t, "qemu-img", "create", "-q", "-f", "raw", filepath.Join(work, d.name+".img"), fmt.Sprintf("%dM", d.sizeMiB))
+		qemulab.Run(t, "qemu-img", "create", "-q", "-f", "raw", filepath.Join(q.work, d.name+".img"), fmt.Sprintf("%dM", d.sizeMiB))
 	}
-	serial, qmp := filepath.Join(work, "serial.log"), filepath.Join(work, "qmp.sock")
-	vm := qemulab.StartQEMU(t, l.NS, regQEMUArgs(work, serial, qmp, sim.VMPort), serial, qmp)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("stages %q; serial console (end):\n%s", vm.Stages(), vm.SerialTail(80))
-			t.Logf("ipmi_sim log:\n%s", sim.Log())
-		}
-	})
+	vm := q.startVM(t, regVM(q.work))
 
-	m, op, tl := waitRegistered(t, dev, vm)
+	m, op, tl := waitRegistered(t, dev, vm, "")
 	t.Logf("timings from QEMU start (-smp %d, -m %d, TCG): discovered %.1fs, phone-home %.1fs (ramdisk's marker) / %.1fs (operation step), "+
 		"inventory saved %.1fs, ready %.1fs (BMC set-up, verify and power off %.1fs), QEMU exited %s",
 		regSMP, regMemMiB, tl.discovered.Seconds(), tl.phoneHomeSerial.Seconds(), tl.phoneHome.Seconds(),
@@ -275,6 +206,146 @@ func TestQEMURegister(t *testing.T) {
 	})
 }
 
+// qemuLab is the lab of the QEMU end-to-end tests, ready for a VM: a
+// network namespace with the bridge and its taps (tap0 for the VM's PXE
+// NIC) and a second bridge holding the BMC's address; ipmi_sim as the VM's
+// BMC, reached by the guest over KCS (VM serial interface), chassis power
+// going to the VM; `bareflow dev` (this test binary, re-executed) in the
+// namespace, reaching PostgreSQL through its unix socket, with two networks:
+// the PXE segment ("lab") and the BMC network ("bmc") whose one address is
+// where ipmi_sim listens.
+type qemuLab struct {
+	lab  *qemulab.Lab
+	sim  *ipmisim.Sim
+	dev  *devProcess
+	opts devOptions
+	dsn  string
+	// work is a temporary folder for the VM's disks, serial log and QMP
+	// socket.
+	work string
+}
+
+// newQEMULab sets the lab up; it skips (see qemulab.SkipOrFail) when it
+// cannot run here. looseTaps are taps on no network, for NICs beyond the PXE
+// one; autoRegister is BAREFLOW_BOOT_AUTO_REGISTER.
+func newQEMULab(t *testing.T, looseTaps int, autoRegister bool) *qemuLab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		qemulab.SkipOrFail(t, "network namespaces, taps and QEMU's bridge need root")
+	}
+	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "ip", "ipmi_sim", "ipmitool"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			qemulab.SkipOrFail(t, "%s is not installed (packages qemu-system-x86, qemu-utils, iproute2, openipmi, ipmitool)", tool)
+		}
+	}
+	if _, err := os.Stat("/usr/lib/ipxe/qemu/efi-virtio.rom"); err != nil {
+		qemulab.SkipOrFail(t, "the iPXE ROMs for QEMU are not installed (package ipxe-qemu)")
+	}
+	ramdisk := regRamdiskDir(t)
+	q := &qemuLab{dsn: socketDSN(t, storetest.DSN(t))}
+
+	q.lab = qemulab.New(t, 1, looseTaps)
+	q.lab.AdvertiseNoRouter(t)
+	q.lab.AddSegment(t, regBMCIf, regBMCIP+"/24")
+
+	// The BMC, factory-fresh: address by DHCP with no DHCP server, so 0.0.0.0
+	// until bareflow sets it; its LAN interface answers on the second
+	// address; chassis power goes to the VM over the VM serial interface.
+	q.sim = ipmisim.Start(t, ipmisim.Options{
+		Netns: q.lab.NS, Host: regBMCIP, Port: regBMCPort,
+		VMSerial: true, VMPower: true,
+		LAN: &ipmisim.LANConfig{IPSource: "dhcp"},
+	})
+
+	q.work = t.TempDir()
+	ipxeDir := "/usr/lib/ipxe"
+	if _, err := os.Stat(filepath.Join(ipxeDir, "undionly.kpxe")); err != nil {
+		ipxeDir = t.TempDir() // TFTP serves nothing then; the QEMU ROM is iPXE already
+	}
+	q.opts = newDevOptions(t)
+	q.opts.dsn, q.opts.netns, q.opts.client = q.dsn, q.lab.NS, qemulab.HTTPClient(q.lab.NS)
+	q.opts.extraEnv = []string{
+		"BAREFLOW_LOG_LEVEL=info",
+		// ipmi_sim shares two cores with a TCG guest.
+		"BAREFLOW_BMC_TIMEOUT=5s",
+		"BAREFLOW_BOOT_INTERFACES=" + qemulab.Bridge,
+		"BAREFLOW_BOOT_HTTP_ADDR=" + regBootHTTP,
+		"BAREFLOW_BOOT_PUBLIC_URL=http://" + regBootHTTP,
+		"BAREFLOW_BOOT_TFTP_ADDR=" + regServerIP + ":69",
+		"BAREFLOW_BOOT_IPXE_DIR=" + ipxeDir,
+		"BAREFLOW_BOOT_RAMDISK_DIR=" + ramdisk,
+		"BAREFLOW_BOOT_KERNEL_ARGS=console=tty0 console=ttyS0,115200 bareflow.link_wait=10",
+		"BAREFLOW_BOOT_AUTO_REGISTER=" + strconv.FormatBool(autoRegister),
+	}
+	devStart := time.Now()
+	q.dev = startDev(t, q.opts)
+	t.Logf("bareflow dev up in the namespace in %.1fs", time.Since(devStart).Seconds())
+
+	// bareflow's networks: the PXE segment on the bridge, and the BMC
+	// network whose one address is where ipmi_sim listens.
+	for _, n := range []map[string]any{
+		{"name": "lab", "kind": "provisioning", "cidr": "198.51.100.0/24", "gateway": regServerIP,
+			"range_start": "198.51.100.50", "range_end": "198.51.100.60", "lease_seconds": 600, "interface": qemulab.Bridge},
+		{"name": "bmc", "kind": "bmc", "cidr": "203.0.113.0/24", "gateway": regBMCGW,
+			"range_start": regBMCIP, "range_end": regBMCIP, "bmc_port": regBMCPort},
+	} {
+		var e apiErr
+		if code := q.dev.call(t, "POST", "/networks", q.dev.token, n, &e); code != http.StatusCreated {
+			t.Fatalf("create network %s: got %d %+v, want 201", n["name"], code, e.Error)
+		}
+	}
+	// No wait: the boot service reads the networks again when a request
+	// matches none, so iPXE's retransmission is answered.
+	return q
+}
+
+// labVM is a VM of the lab: its PXE NIC's MAC, its SMBIOS serial and UUID,
+// and its other devices (NICs, disks) as QEMU arguments.
+type labVM struct {
+	pxeMAC, serial, uuid string
+	devices              []string
+}
+
+// startVM starts the VM in the lab's namespace, its serial console in a
+// file of q.work, and shows the console's end and ipmi_sim's log when the
+// test fails.
+func (q *qemuLab) startVM(t *testing.T, vm labVM) *qemulab.QEMU {
+	t.Helper()
+	serial, qmp := filepath.Join(q.work, "serial.log"), filepath.Join(q.work, "qmp.sock")
+	p := qemulab.StartQEMU(t, q.lab.NS, labQEMUArgs(vm, serial, qmp, q.sim.VMPort), serial, qmp)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("stages %q; serial console (end):\n%s", p.Stages(), p.SerialTail(80))
+			t.Logf("ipmi_sim log:\n%s", q.sim.Log())
+		}
+	})
+	return p
+}
+
+// labQEMUArgs is a VM of the lab: TCG, regSMP vCPUs, regMemMiB of memory,
+// SMBIOS system strings, a virtio-net NIC on tap0 that PXE-boots with iPXE
+// on the bridge, vm.devices, a virtio RNG and a KCS interface to ipmi_sim's
+// VM serial port.
+func labQEMUArgs(vm labVM, serial, qmp string, vmPort int) []string {
+	args := []string{
+		"-accel", "tcg", "-m", strconv.Itoa(regMemMiB), "-smp", strconv.Itoa(regSMP),
+		"-nographic", "-nodefaults", "-no-user-config",
+		"-serial", "file:" + serial,
+		"-qmp", "unix:" + qmp + ",server=on,wait=off",
+		"-smbios", "type=1,manufacturer=" + regVendor + ",product=" + regModel + ",serial=" + vm.serial + ",uuid=" + vm.uuid,
+		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+		"-device", "virtio-net-pci,netdev=n0,mac=" + vm.pxeMAC + ",bootindex=1",
+		"-boot", "order=n",
+	}
+	args = append(args, vm.devices...)
+	return append(args,
+		"-device", "virtio-rng-pci",
+		"-chardev", fmt.Sprintf("socket,id=ipmi0,host=127.0.0.1,port=%d,reconnect=10", vmPort),
+		"-device", "ipmi-bmc-extern,chardev=ipmi0,id=bmc0",
+		"-device", "isa-ipmi-kcs,bmc=bmc0,irq=5",
+	)
+}
+
 // regMachine is the part of the API's machine this test reads.
 type regMachine struct {
 	ID         string `json:"id"`
@@ -302,10 +373,11 @@ type regOperation struct {
 // regTimeline is when each stage of the registration was first seen,
 // counted from QEMU's start.
 type regTimeline struct {
-	// discovered: the machine is listed; phoneHomeSerial: the ramdisk's
-	// phone-home marker on the serial console; phoneHome: the operation
-	// collects the inventory; inventory: it configures the BMC; ready: the
-	// machine is ready; exited: QEMU ended (0 while it runs).
+	// discovered: the machine is listed (0 when it was known before);
+	// phoneHomeSerial: the ramdisk's phone-home marker on the serial
+	// console; phoneHome: the operation collects the inventory; inventory:
+	// it configures the BMC; ready: the machine is ready; exited: QEMU
+	// ended (0 while it runs).
 	discovered, phoneHomeSerial, phoneHome, inventory, ready, exited time.Duration
 	// steps are the operation's steps, stages the ramdisk's stage markers,
 	// each with the time it was first seen.
@@ -320,10 +392,11 @@ func (tl regTimeline) exitedString() string {
 }
 
 // waitRegistered polls the API (and the serial console) until the
-// discovered machine's registration ends, and returns the machine, its
-// register operation and the timeline. It fails the test when the
-// operation fails, QEMU exits early or regReadyTimeout passes.
-func waitRegistered(t *testing.T, dev *devProcess, vm *qemulab.QEMU) (regMachine, regOperation, regTimeline) {
+// machine's registration ends, and returns the machine, its register
+// operation and the timeline. machineID is the machine's ID, or "" for the
+// machine the boot service discovers (the only one). It fails the test when
+// the operation fails, QEMU exits early or regReadyTimeout passes.
+func waitRegistered(t *testing.T, dev *devProcess, vm *qemulab.QEMU, machineID string) (regMachine, regOperation, regTimeline) {
 	t.Helper()
 	var (
 		tl       regTimeline
@@ -331,6 +404,7 @@ func waitRegistered(t *testing.T, dev *devProcess, vm *qemulab.QEMU) (regMachine
 		op       regOperation
 		lastStep string
 	)
+	machine.ID = machineID
 	deadline := vm.Started.Add(regReadyTimeout)
 	since := func() time.Duration { return time.Since(vm.Started) }
 	for {
@@ -553,33 +627,20 @@ func regUserIsAdmin(list, name string) bool {
 	return false
 }
 
-// regQEMUArgs is the VM: TCG, regSMP vCPUs, regMemMiB of memory, a
-// virtio-net NIC that PXE-boots with iPXE on the bridge, an e1000e NIC on
-// no network, the three disks, SMBIOS system strings, and a KCS interface
-// to ipmi_sim's VM serial port.
-func regQEMUArgs(work, serial, qmp string, vmPort int) []string {
+// regVM is the VM of TestQEMURegister: besides the lab's PXE NIC, an
+// e1000e NIC on no network (tap1) and the three disks of regDisks, in
+// files of work.
+func regVM(work string) labVM {
 	drive := func(id, name string) string {
 		return "if=none,id=" + id + ",format=raw,file=" + filepath.Join(work, name+".img")
 	}
-	return []string{
-		"-accel", "tcg", "-m", strconv.Itoa(regMemMiB), "-smp", strconv.Itoa(regSMP),
-		"-nographic", "-nodefaults", "-no-user-config",
-		"-serial", "file:" + serial,
-		"-qmp", "unix:" + qmp + ",server=on,wait=off",
-		"-smbios", "type=1,manufacturer=" + regVendor + ",product=" + regModel + ",serial=" + regSerial + ",uuid=" + regUUID,
-		"-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-		"-device", "virtio-net-pci,netdev=n0,mac=" + regPXEMAC + ",bootindex=1",
+	return labVM{pxeMAC: regPXEMAC, serial: regSerial, uuid: regUUID, devices: []string{
 		"-netdev", "tap,id=n1,ifname=tap1,script=no,downscript=no",
 		"-device", "e1000e,netdev=n1,mac=" + regSecondMAC + ",romfile=",
-		"-boot", "order=n",
 		"-drive", drive("d0", "virtio"), "-device", "virtio-blk-pci,drive=d0",
 		"-device", "ahci,id=a0", "-drive", drive("d1", "ahci"), "-device", "ide-hd,drive=d1,bus=a0.0",
 		"-device", "megasas,id=m0", "-drive", drive("d2", "megasas"), "-device", "scsi-hd,drive=d2,bus=m0.0",
-		"-device", "virtio-rng-pci",
-		"-chardev", fmt.Sprintf("socket,id=ipmi0,host=127.0.0.1,port=%d,reconnect=10", vmPort),
-		"-device", "ipmi-bmc-extern,chardev=ipmi0,id=bmc0",
-		"-device", "isa-ipmi-kcs,bmc=bmc0,irq=5",
-	}
+	}}
 }
 
 // regRamdiskDir is the built ramdisk: BAREFLOW_RAMDISK_DIR, or build/ramdisk

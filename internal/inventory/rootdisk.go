@@ -17,16 +17,16 @@ var ErrNoRootDisk = errors.New("no disk fit for the OS")
 // RootDisk picks the block device the OS goes on: the RAID volume marked
 // root; else, when RAID volumes were built, the first of them; else the
 // smallest disk that is not removable and holds at least MinRootDiskBytes
-// (ties broken by name). It returns the device name without /dev/.
+// (ties broken by name). It returns the device's path, /dev/NAME.
 func RootDisk(inv contract.Inventory, volumes []contract.BuiltVolume) (string, error) {
 	for _, v := range volumes {
 		if v.Root && v.Device != "" {
-			return strings.TrimPrefix(v.Device, "/dev/"), nil
+			return devPath(v.Device), nil
 		}
 	}
 	for _, v := range volumes {
 		if v.Device != "" {
-			return strings.TrimPrefix(v.Device, "/dev/"), nil
+			return devPath(v.Device), nil
 		}
 	}
 	disks := make([]contract.Disk, 0, len(inv.Disks))
@@ -44,5 +44,10 @@ func RootDisk(inv contract.Inventory, volumes []contract.BuiltVolume) (string, e
 		}
 		return disks[i].Name < disks[j].Name
 	})
-	return disks[0].Name, nil
+	return devPath(disks[0].Name), nil
+}
+
+// devPath is a block device's path: /dev/ and its name.
+func devPath(name string) string {
+	return "/dev/" + strings.TrimPrefix(name, "/dev/")
 }

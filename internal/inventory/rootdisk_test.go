@@ -21,9 +21,9 @@ func TestRootDisk(t *testing.T) {
 		want    string
 		err     error
 	}{
-		"root volume":            {disks, []contract.BuiltVolume{{Device: "/dev/md126"}, {Device: "/dev/md127", Root: true}}, "md127", nil},
-		"first volume":           {disks, []contract.BuiltVolume{{Device: "sdf"}, {Device: "sdg"}}, "sdf", nil},
-		"smallest suitable disk": {disks, nil, "sda", nil},
+		"root volume":            {disks, []contract.BuiltVolume{{Device: "/dev/md126"}, {Device: "/dev/md127", Root: true}}, "/dev/md127", nil},
+		"first volume":           {disks, []contract.BuiltVolume{{Device: "sdf"}, {Device: "sdg"}}, "/dev/sdf", nil},
+		"smallest suitable disk": {disks, nil, "/dev/sda", nil},
 		"none fit":               {[]contract.Disk{{Name: "sde", SizeBytes: 1 << 30}}, nil, "", ErrNoRootDisk},
 	} {
 		t.Run(name, func(t *testing.T) {
