@@ -545,17 +545,8 @@ func (s *Server) register(c echo.Context) error {
 	if setup.Username != "" && !validBMCUsername(setup.Username) {
 		return errInvalid("bmc.username must be 1 to 16 letters, digits, '-', '_' or '.'")
 	}
-	if in.RamdiskTimeoutSeconds < 0 || in.RamdiskTimeoutSeconds > maxRamdiskTimeoutSeconds {
-		return errInvalid("ramdisk_timeout_seconds must be from 0 to " + strconv.Itoa(maxRamdiskTimeoutSeconds))
-	}
-	switch m.State {
-	case contract.MachineRunning, contract.MachineDeploying:
-		if !in.Force {
-			return &apiError{Status: http.StatusConflict, Code: "machine_in_use", Message: fmt.Sprintf(
-				"machine %s is %s: registering reboots it into the ramdisk; send force: true to do it anyway", m.Name, m.State)}
-		}
-	case contract.MachineWiping:
-		return &apiError{Status: http.StatusConflict, Code: "machine_in_use", Message: fmt.Sprintf("machine %s is being wiped", m.Name)}
+	if err := ramdiskOperationAllowed(m, in.Force, in.RamdiskTimeoutSeconds, "registering reboots it into the ramdisk"); err != nil {
+		return err
 	}
 	op, err := s.startOperation(c, m, contract.OperationRegister, contract.WorkflowRegister, func(opID string) any {
 		return contract.RegisterInput{
@@ -568,6 +559,25 @@ func (s *Server) register(c echo.Context) error {
 	}
 	setAudit(c, "machine.register", m.ID, op.ID)
 	return c.JSON(http.StatusAccepted, s.toOperationJSON(op))
+}
+
+// ramdiskOperationAllowed checks what every operation in the ramdisk
+// checks: its timeout, and that the machine is not running an OS (unless
+// forced: consequence says what the operation does to it) nor being wiped.
+func ramdiskOperationAllowed(m store.Machine, force bool, timeoutSeconds int, consequence string) error {
+	if timeoutSeconds < 0 || timeoutSeconds > maxRamdiskTimeoutSeconds {
+		return errInvalid("ramdisk_timeout_seconds must be from 0 to " + strconv.Itoa(maxRamdiskTimeoutSeconds))
+	}
+	switch m.State {
+	case contract.MachineRunning, contract.MachineDeploying:
+		if !force {
+			return &apiError{Status: http.StatusConflict, Code: "machine_in_use", Message: fmt.Sprintf(
+				"machine %s is %s: %s; send force: true to do it anyway", m.Name, m.State, consequence)}
+		}
+	case contract.MachineWiping:
+		return &apiError{Status: http.StatusConflict, Code: "machine_in_use", Message: fmt.Sprintf("machine %s is being wiped", m.Name)}
+	}
+	return nil
 }
 
 func validBMCUsername(u string) bool {
@@ -611,15 +621,10 @@ func (s *Server) makeRAID(c echo.Context) error {
 			return errInvalid(fmt.Sprintf("arrays[%d].level: %v", i, err))
 		}
 	}
-	if in.RamdiskTimeoutSeconds < 0 || in.RamdiskTimeoutSeconds > maxRamdiskTimeoutSeconds {
-		return errInvalid("ramdisk_timeout_seconds must be from 0 to " + strconv.Itoa(maxRamdiskTimeoutSeconds))
+	if err := ramdiskOperationAllowed(m, in.Force, in.RamdiskTimeoutSeconds, "building RAID clears its disks"); err != nil {
+		return err
 	}
 	switch m.State {
-	case contract.MachineRunning, contract.MachineDeploying:
-		if !in.Force {
-			return &apiError{Status: http.StatusConflict, Code: "machine_in_use", Message: fmt.Sprintf(
-				"machine %s is %s: building RAID clears its disks; send force: true to do it anyway", m.Name, m.State)}
-		}
 	case contract.MachineDiscovered, contract.MachineEnrolled, contract.MachineRegistering:
 		return &apiError{Status: http.StatusConflict, Code: "machine_not_registered", Message: fmt.Sprintf(
 			"machine %s is %s: register it first, so that its controllers and disks are known", m.Name, m.State)}
