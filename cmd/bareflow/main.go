@@ -52,6 +52,7 @@ Operate (talks to the API at $BAREFLOW_API_URL with $BAREFLOW_TOKEN):
   bareflow power on|off|hard-off|reset|cycle|status MACHINE
   bareflow bootdev pxe|disk|none MACHINE
   bareflow network list|show|create|delete
+  bareflow image list|show|create|delete
   bareflow operation list|show|wait|cancel
   bareflow token list|create|revoke
 
@@ -84,6 +85,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runPower(ctx, rest, env, stdout, stderr)
 	case "network", "networks":
 		return runNetwork(ctx, rest, env, stdout, stderr)
+	case "image", "images":
+		return runImage(ctx, rest, env, stdout, stderr)
 	case "bootdev":
 		return runBootDev(ctx, rest, env, stdout, stderr)
 	case "operation", "operations", "op":

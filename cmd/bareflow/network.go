@@ -106,6 +106,7 @@ func runNetwork(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 		lease := fs.Duration("lease", 0, "lease time (default 1h)")
 		relays := fs.String("relays", "", "giaddr values of the DHCP relays serving it, comma separated")
 		iface := fs.String("interface", "", "the boot service's interface on it (DHCP without relay)")
+		bmcPort := fs.Int("bmc-port", 0, "the RMCP+ port of the BMCs of a bmc network (default 623)")
 		pos, err := parseInterspersed(fs, rest)
 		if err != nil {
 			return err
@@ -114,7 +115,7 @@ func runNetwork(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 			return usageError("network create NAME --cidr PREFIX [flags]")
 		}
 		body := map[string]any{"name": pos[0], "kind": *kind, "cidr": *cidr, "gateway": *gateway, "dns": splitList(*dns),
-			"domain": *domain, "relay_addrs": splitList(*relays), "interface": *iface, "lease_seconds": int(lease.Seconds())}
+			"domain": *domain, "relay_addrs": splitList(*relays), "interface": *iface, "lease_seconds": int(lease.Seconds()), "bmc_port": *bmcPort}
 		if *rng != "" {
 			start, end, ok := strings.Cut(*rng, "-")
 			if !ok {

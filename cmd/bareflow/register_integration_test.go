@@ -599,3 +599,40 @@ func TestDevRegisterSurvivesWorkerKill(t *testing.T) {
 		t.Errorf("machines after the crash: got %d, want exactly one", len(page.Items))
 	}
 }
+
+func TestDevImages(t *testing.T) {
+	o := newDevOptions(t)
+	dev := startDev(t, o)
+	cli := func(args ...string) (string, error) {
+		var out, errOut strings.Builder
+		getenv := func(k string) string {
+			return map[string]string{"BAREFLOW_API_URL": dev.apiURL, "BAREFLOW_TOKEN": dev.token}[k]
+		}
+		err := run(t.Context(), args, getenv, &out, &errOut)
+		return out.String() + errOut.String(), err
+	}
+	sum := strings.Repeat("0f", 32)
+	if out, err := cli("image", "create", "debian-12", "--url", "https://images.example.net/d12.raw.zst", "--format", "raw.zst",
+		"--checksum", "sha256:"+sum, "--os", "debian", "--boot", "uefi", "--header", "X-Auth-Token: s3cr3t"); err != nil {
+		t.Fatalf("image create: %v\n%s", err, out)
+	}
+	var im map[string]any
+	if code := dev.call(t, "GET", "/images/debian-12", dev.token, nil, &im); code != http.StatusOK {
+		t.Fatalf("get image: %d", code)
+	}
+	raw, _ := json.Marshal(im)
+	if strings.Contains(string(raw), "s3cr3t") || im["checksum"] != sum || im["os_family"] != "debian" {
+		t.Errorf("image: got %s, want the checksum, debian, and no header value", raw)
+	}
+	if out, err := cli("image", "list"); err != nil || !strings.Contains(out, "debian-12") {
+		t.Errorf("image list: %v\n%s", err, out)
+	}
+	var e apiErr
+	if code := dev.call(t, "POST", "/images", dev.token, map[string]any{"name": "bad", "url": "file:///etc/shadow", "format": "raw",
+		"checksum": sum}, &e); code != http.StatusBadRequest {
+		t.Errorf("file URL: got %d %+v, want 400", code, e)
+	}
+	if out, err := cli("image", "delete", "debian-12"); err != nil {
+		t.Errorf("image delete: %v\n%s", err, out)
+	}
+}

@@ -37,6 +37,7 @@ var uniqueFields = map[string][2]string{
 	"networks_name_unique":        {"network", "name"},
 	"api_tokens_active_name_uniq": {"token", "name"},
 	"api_tokens_hash_unique":      {"token", "hash"},
+	"images_name_unique":          {"image", "name"},
 }
 
 // checkMessages explains the check constraints a caller can break through
