@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -496,7 +498,25 @@ func waitPhoneHome(ctx context.Context, vm *qemulab.QEMU, capture *signalCapture
 }
 
 // sshDial connects from inside the namespace.
+// sshDial opens an SSH client inside the namespace. A network failure (a
+// guest starved of CPU under emulation answers late) is tried again for up
+// to two minutes; an SSH refusal (host key, authentication) is returned at
+// once.
 func sshDial(ns, addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		c, err := sshDialOnce(ns, addr, cfg)
+		var netErr net.Error
+		retry := errors.As(err, &netErr) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ECONNREFUSED) ||
+			errors.Is(err, io.EOF)
+		if err == nil || !retry || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+func sshDialOnce(ns, addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
 	conn, err := qemulab.DialIn(ns, addr, cfg.Timeout)
 	if err != nil {
 		return nil, err
