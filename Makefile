@@ -34,7 +34,7 @@ PKGS ?= ./...
 # `make fuzz`: how long each Fuzz* target runs.
 FUZZTIME ?= 10s
 
-.PHONY: help build ramdisk run test lint fmt-check vet workflowcheck check-imports bench fuzz image clean
+.PHONY: help build ramdisk run test lint fmt-check vet workflowcheck check-imports bench bench-images fuzz image clean
 
 help: ## List the targets.
 	@echo 'Usage: make <target> [VAR=value …]'
@@ -92,6 +92,9 @@ bench: ## Run the benchmarks (no tests) with allocation counts.
 bench-boot: build ## Boot service vs kea/dnsmasq, tftpd-hpa, nginx (root; results in build/bench/, see docs/benchmarks.md).
 	scripts/ensure-postgres.sh
 	bench/boot/run.sh
+
+bench-images: ## Image writer vs download+qemu-img, curl|zstd|dd, local qemu-img (root; results in build/bench/images/).
+	bench/images/run.sh
 
 fuzz: ## Run each Fuzz* target for FUZZTIME (default 10s).
 	FUZZTIME='$(FUZZTIME)' scripts/fuzz.sh $(PKGS)
