@@ -24,6 +24,8 @@ set -eu  # no pipefail: `… | head -n1` would fail on SIGPIPE
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
+# The Go toolchain, for bareflow's own tools in the ramdisk.
+go_bin="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 out="${RAMDISK_OUT:-$repo/build/ramdisk}"
 vendor_dir="${RAMDISK_VENDOR_DIR:-$here/vendor-tools}"
 firmware_dir="${RAMDISK_FIRMWARE_DIR:-$here/firmware}"
@@ -84,6 +86,7 @@ stamp="$(
 		dpkg-query -W -f '${Package} ${Version}\n' "${packages[@]}" 2>/dev/null | sort
 		(cd "$here" && find . -maxdepth 2 -type f \( -name '*.sh' -o -name '*.txt' -o -name init -o -path './files/*' \) -print0 |
 			sort -z | xargs -0 sha256sum)
+		echo bareflow-tools; (cd "$repo" && sha256sum go.mod go.sum internal/images/*.go cmd/bareflow-imagewriter/*.go)
 		echo vendor; listing "$vendor_dir"
 		echo firmware; listing "$firmware_dir"
 	} | sha256sum | cut -d' ' -f1
@@ -230,6 +233,14 @@ for f in /usr/share/misc/pci.ids /etc/mke2fs.conf /usr/share/misc/enterprise-num
 		cp -L "$f" "$root$f"
 	fi
 done
+
+# --- bareflow's own tools -----------------------------------------------------
+# The image writer, static: it streams, verifies and resumes image writes.
+[ -x "$go_bin" ] || die "Go is needed to build bareflow-imagewriter (set GO)"
+(cd "$repo" && CGO_ENABLED=0 "$go_bin" build -trimpath -ldflags='-s -w' -o "$work/bareflow-imagewriter" ./cmd/bareflow-imagewriter) ||
+	die "cannot build bareflow-imagewriter"
+install -m 755 "$work/bareflow-imagewriter" "$root/usr/bin/bareflow-imagewriter"
+man "bareflow-tool bareflow-imagewriter $(stat -c %s "$root/usr/bin/bareflow-imagewriter")"
 
 # --- vendor RAID tools --------------------------------------------------------
 man ""

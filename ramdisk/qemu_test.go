@@ -405,6 +405,8 @@ func TestQEMUBootPhoneHomeSSH(t *testing.T) {
 		// the kernel, from bareflow's HTTP boot.
 		{"qemu-img info http://" + serverIP + ":" + httpPort + "/boot/v1/files/vmlinuz", "file format: raw"},
 		{"pidof acpid", ""},
+		// bareflow's own image writer, static.
+		{"bareflow-imagewriter -h 2>&1; true", "-checksum"},
 		{"free -m", "Mem:"},
 	} {
 		out, err := sh(chk.cmd)
