@@ -315,3 +315,21 @@ func TestDropbearKeepaliveAndSignals(t *testing.T) {
 		t.Errorf("Run: got %v, want an ExitError with code -1 and signal TERM", err)
 	}
 }
+
+// TestPowerCommandsNeverReachTheHost runs what a ramdisk operation runs to
+// power a machine off: the stand-ins answer, the host stays up.
+func TestPowerCommandsNeverReachTheHost(t *testing.T) {
+	signer := newKey(t)
+	rd := Start(t, Options{AuthorizedKey: ramdisk.AuthorizedKey(signer, "bareflow-test")})
+	c, err := dial(t, rd, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, cmd := range []string{"poweroff -f", "reboot -f", "halt", "shutdown -h now"} {
+		res, err := c.Run(t.Context(), ramdisk.Command{Script: cmd, Timeout: 10 * time.Second})
+		if err != nil || !strings.Contains(string(res.Stderr), "ignored") {
+			t.Errorf("%s: got %v, stderr %q, want the stand-in's answer", cmd, err, res.Stderr)
+		}
+	}
+}
