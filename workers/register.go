@@ -421,3 +421,36 @@ type raidKeeper struct{ st *store.Store }
 func (k raidKeeper) SaveRAID(ctx context.Context, machineID string, volumes []contract.BuiltVolume, rootDevice string) error {
 	return storeErr(k.st.SaveRAID(ctx, machineID, volumes, rootDevice))
 }
+
+// imageKeeper implements activities.ImageKeeper on the store.
+type imageKeeper struct{ st *store.Store }
+
+func (k imageKeeper) ImageSource(ctx context.Context, ref string) (activities.ImageSource, error) {
+	im, headers, err := k.st.ImageSource(ctx, ref)
+	if err != nil {
+		return activities.ImageSource{}, storeErr(err)
+	}
+	h := make(map[string]string, len(headers))
+	for name, v := range headers {
+		h[name] = v.Reveal()
+	}
+	return activities.ImageSource{URL: im.URL, Headers: h, Format: im.Format, ChecksumAlgo: im.ChecksumAlgo,
+		Checksum: im.Checksum, VirtualSize: im.VirtualSize}, nil
+}
+
+// imageProgress writes an image write's progress on its operation: the
+// step names the bytes written and the rate.
+func imageProgress(st *store.Store) func(ctx context.Context, operationID string, p activities.ImageWriteProgress, total int64) {
+	return func(ctx context.Context, operationID string, p activities.ImageWriteProgress, total int64) {
+		step := fmt.Sprintf("write_image: %.1f GiB at %.0f MB/s", float64(p.BytesOut)/(1<<30), p.RateMBps)
+		ch := store.OperationUpdate{Step: &step}
+		if total > 0 {
+			// Writing the image is the middle of an install: 30 % to 80 %.
+			f := 0.3 + 0.5*min(1, float64(p.BytesOut)/float64(total))
+			ch.Progress = &f
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = st.UpdateOperation(ctx, operationID, ch)
+	}
+}

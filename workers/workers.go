@@ -67,6 +67,7 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 	})
 	dialer := &ramdiskDialer{signer: cfg.SSHSigner}
 	r.RegisterActivity(&activities.RAID{Builder: raidBuilder{}, Dialer: dialer, Keeper: raidKeeper{st: st}})
+	r.RegisterActivity(&activities.Images{Keeper: imageKeeper{st: st}, Dialer: dialer, Progress: imageProgress(st)})
 	r.RegisterActivity(&activities.Registration{
 		Keeper:       &registrationKeeper{st: st},
 		Dialer:       dialer,
