@@ -65,12 +65,10 @@ func (w *raidWorkflow) run(ctx workflow.Context) (contract.MakeRAIDResult, error
 	if err == nil {
 		err = w.act(ctx)
 	}
-	state := w.facts.State
-	switch {
-	case err != nil:
+	// Building RAID clears the disks: whatever ran there is gone.
+	state := contract.MachineReady
+	if err != nil {
 		state = contract.MachineError
-	case state == "" || state == contract.MachineError || state == contract.MachineRegistering:
-		state = contract.MachineReady
 	}
 	w.finishMachine(ctx, state, err == nil && w.in.LeaveInRamdisk)
 	power := w.power
