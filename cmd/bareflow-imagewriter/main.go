@@ -23,6 +23,7 @@ import (
 	"net/textproto"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"syscall"
@@ -87,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&job.Direct, "direct", true, "write with O_DIRECT when the target supports it")
 	blockMiB := fs.Int("block-mib", images.DefaultBlockSize>>20, "write buffer size in MiB")
 	verbose := fs.Bool("v", false, "log checkpoints to stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the write to `FILE`")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -127,6 +129,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			out.print(map[string]any{"bytes_in": p.BytesIn, "bytes_out": p.BytesOut, "rate_mbps": roundRate(p.RateMBps), "written": p.Written})
 		},
 	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	res, err := w.Write(ctx, job)
 	if err != nil {
 		out.print(map[string]any{"error": errorType(err), "message": err.Error()})
@@ -144,6 +153,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"direct":               res.Direct,
 	})
 	return nil
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // errorType is the stable type string of a failure, as the activity maps it

@@ -8,6 +8,9 @@
 //	HTTP body ─► hash (of the bytes as served) ─► gzip/zstd ─► buffers ─► target
 //	                                                  (producer)      (writer: pwrite, fsync at checkpoints)
 //
+// For a compressed image the hash runs in its own goroutine, a few chunks
+// ahead of the decompressor (hashAhead).
+//
 // Formats are raw, gzip and zstd (auto-detected by magic bytes). qcow2 is
 // refused: convert it with qemu-img. xz is refused: it needs a module the
 // build does not have.
@@ -394,29 +397,37 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 
 // decoder returns the reader of the image from the file's reader, detecting
 // the format when it is auto.
-func (r *run) decoder(br *bufio.Reader, hr io.Reader) (io.Reader, func(), error) {
+// It also returns the reader of the file itself (hashed), to read what
+// follows the end of a compressed stream.
+func (r *run) decoder(br *bufio.Reader) (src, file io.Reader, closeSrc func(), err error) {
 	if r.format == FormatAuto {
 		magic, _ := br.Peek(8)
 		r.format = detect(magic)
 		if r.format == "" {
-			return nil, nil, fmt.Errorf("%w: %s", ErrUnsupportedFormat, describeMagic(magic))
+			return nil, nil, nil, fmt.Errorf("%w: %s", ErrUnsupportedFormat, describeMagic(magic))
 		}
 	}
+	if r.format == FormatRaw {
+		hr := &hashingReader{r: br, h: r.hash, n: &r.bytesIn}
+		return hr, hr, func() {}, nil
+	}
+	ha := newHashAhead(br, r.hash, &r.bytesIn)
 	switch r.format {
 	case FormatGzip:
-		z, err := gzip.NewReader(hr)
+		z, err := gzip.NewReader(ha)
 		if err != nil {
-			return nil, nil, fmt.Errorf("gzip: %w", err)
+			ha.close()
+			return nil, nil, nil, fmt.Errorf("gzip: %w", err)
 		}
-		return z, func() { z.Close() }, nil
-	case FormatZstd:
-		z, err := zstd.NewReader(hr, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderLowmem(true))
+		return z, ha, func() { z.Close(); ha.close() }, nil
+	default: // FormatZstd
+		z, err := zstd.NewReader(ha, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderLowmem(true), zstd.WithDecoderConcurrency(4))
 		if err != nil {
-			return nil, nil, fmt.Errorf("zstd: %w", err)
+			ha.close()
+			return nil, nil, nil, fmt.Errorf("zstd: %w", err)
 		}
-		return z, z.Close, nil
+		return z, ha, func() { z.Close(); ha.close() }, nil
 	}
-	return hr, func() {}, nil
 }
 
 var (
@@ -539,8 +550,7 @@ func (r *run) writeBlock(t *target, b block) error {
 // the image size once the file is read and its checksum verified.
 func (r *run) produce(ctx context.Context, body io.Reader, free <-chan []byte, full chan<- block) (int64, error) {
 	br := bufio.NewReaderSize(body, 1<<20)
-	hr := &hashingReader{r: br, h: r.hash, n: &r.bytesIn}
-	src, closeSrc, err := r.decoder(br, hr)
+	src, file, closeSrc, err := r.decoder(br)
 	if err != nil {
 		return 0, err
 	}
@@ -578,7 +588,7 @@ func (r *run) produce(ctx context.Context, body io.Reader, free <-chan []byte, f
 		}
 	}
 	// The rest of the file (after a compressed stream's end) is hashed too.
-	if _, err := io.Copy(io.Discard, hr); err != nil {
+	if _, err := io.Copy(io.Discard, file); err != nil {
 		return 0, r.readError(err)
 	}
 	if r.size >= 0 && r.bytesIn.Load() != r.size {
