@@ -117,8 +117,28 @@ func newDevOptions(t *testing.T) devOptions {
 	return devOptions{dataDir: t.TempDir(), dsn: storetest.DSN(t), apiPort: freePort(t), temporalPort: freePort(t), bootPort: freePort(t)}
 }
 
-// startDev starts `bareflow dev` and waits until it says it is up.
-func startDev(t *testing.T, o devOptions) *devProcess {
+// startDev starts `bareflow dev` and waits until it says it is up. Ports
+// picked free a moment earlier can be taken meanwhile (by another process's
+// outgoing connection, say): a start that fails on a port in use is tried
+// again on fresh ports, which are written back to o.
+func startDev(t *testing.T, o *devOptions) *devProcess {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		p, clash := startDevOnce(t, *o)
+		if !clash {
+			return p
+		}
+		if attempt == 3 {
+			t.Fatalf("bareflow dev found its ports in use 3 times:\n%s", p.log())
+		}
+		t.Logf("bareflow dev: a port was taken; trying again on other ports")
+		o.apiPort, o.temporalPort, o.bootPort = freePort(t), freePort(t), freePort(t)
+	}
+}
+
+// startDevOnce starts `bareflow dev` once; clash is true when it exited
+// because a port it was given was in use.
+func startDevOnce(t *testing.T, o devOptions) (p *devProcess, clash bool) {
 	t.Helper()
 	argv := []string{os.Args[0], "dev", "--headless",
 		"--data-dir", o.dataDir, "--database-url", o.dsn,
@@ -138,7 +158,7 @@ func startDev(t *testing.T, o devOptions) *devProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &devProcess{cmd: cmd, apiURL: fmt.Sprintf("http://127.0.0.1:%d", o.apiPort), client: o.client, done: make(chan struct{})}
+	p = &devProcess{cmd: cmd, apiURL: fmt.Sprintf("http://127.0.0.1:%d", o.apiPort), client: o.client, done: make(chan struct{})}
 	if p.client == nil {
 		p.client = http.DefaultClient
 	}
@@ -167,6 +187,9 @@ func startDev(t *testing.T, o devOptions) *devProcess {
 	select {
 	case <-up:
 	case <-p.done:
+		if strings.Contains(p.log(), "address already in use") {
+			return p, true
+		}
 		t.Fatalf("bareflow dev exited before it was up:\n%s", p.log())
 	case <-time.After(90 * time.Second):
 		t.Fatalf("bareflow dev not up after 90s:\n%s", p.log())
@@ -176,7 +199,7 @@ func startDev(t *testing.T, o devOptions) *devProcess {
 		t.Fatalf("read API token: %v", err)
 	}
 	p.token = strings.TrimSpace(string(tok))
-	return p
+	return p, false
 }
 
 type lockedWriter struct{ p *devProcess }
@@ -343,7 +366,7 @@ func ipmitoolPower(t *testing.T, sim *ipmisim.Sim) string {
 func TestDevPowerThroughAPI(t *testing.T) {
 	o := newDevOptions(t)
 	o.extraEnv = []string{"BAREFLOW_POWER_SYNC_INTERVAL=2s"}
-	dev := startDev(t, o)
+	dev := startDev(t, &o)
 
 	t.Run("fleet power sync sees a change behind the BMC's back", func(t *testing.T) {
 		sim := ipmisim.Start(t, ipmisim.Options{})
@@ -556,7 +579,7 @@ func TestDevPowerThroughAPI(t *testing.T) {
 // workflow carries on to the end instead of starting over.
 func TestDevSurvivesKill(t *testing.T) {
 	o := newDevOptions(t)
-	dev := startDev(t, o)
+	dev := startDev(t, &o)
 	sim := ipmisim.Start(t, ipmisim.Options{InitialPower: contract.PowerOn})
 	m := dev.createMachine(t, "rack2-u01", sim, sim.Password)
 	op := dev.power(t, m.ID, map[string]any{"action": "cycle", "cycle_delay_seconds": 15})
@@ -567,7 +590,7 @@ func TestDevSurvivesKill(t *testing.T) {
 	offCalls := len(sim.Calls())
 	dev.kill(syscall.SIGKILL)
 
-	dev2 := startDev(t, o)
+	dev2 := startDev(t, &o)
 	done := dev2.waitOperation(t, op.ID, "", 3*time.Minute)
 	requireSucceeded(t, done)
 	if done.RunID != op.RunID {

@@ -278,7 +278,7 @@ func newQEMULab(t *testing.T, looseTaps int, autoRegister bool) *qemuLab {
 		"BAREFLOW_BOOT_AUTO_REGISTER=" + strconv.FormatBool(autoRegister),
 	}
 	devStart := time.Now()
-	q.dev = startDev(t, q.opts)
+	q.dev = startDev(t, &q.opts)
 	t.Logf("bareflow dev up in the namespace in %.1fs", time.Since(devStart).Seconds())
 
 	// bareflow's networks: the PXE segment on the bridge, and the BMC

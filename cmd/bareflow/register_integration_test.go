@@ -48,7 +48,7 @@ func newRegisterLab(t *testing.T) *registerLab {
 		}
 	}
 	l := &registerLab{o: newDevOptions(t), sim: ipmisim.Start(t, ipmisim.Options{LAN: &ipmisim.LANConfig{MAC: net.HardwareAddr{0xd0, 0x94, 0x66, 0x1a, 0x2b, 0x40}}}), mac: "e4:43:4b:1a:2b:30"}
-	l.dev = startDev(t, l.o)
+	l.dev = startDev(t, &l.o)
 	return l
 }
 
@@ -582,7 +582,7 @@ func TestDevRegisterSurvivesWorkerKill(t *testing.T) {
 	// The whole of bareflow dies in the middle of the collection.
 	l.dev.kill(syscall.SIGKILL)
 	restarted := time.Now()
-	l.dev = startDev(t, l.o)
+	l.dev = startDev(t, &l.o)
 	done := l.dev.waitOperation(t, op.ID, "", 4*time.Minute)
 	requireSucceeded(t, done)
 	t.Logf("restart → registration done: %.1fs", time.Since(restarted).Seconds())
@@ -602,7 +602,7 @@ func TestDevRegisterSurvivesWorkerKill(t *testing.T) {
 
 func TestDevImages(t *testing.T) {
 	o := newDevOptions(t)
-	dev := startDev(t, o)
+	dev := startDev(t, &o)
 	cli := func(args ...string) (string, error) {
 		var out, errOut strings.Builder
 		getenv := func(k string) string {
