@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -103,8 +104,17 @@ type devOptions struct {
 	client *http.Client
 }
 
+// freePort picks a free port below the kernel's ephemeral range, so that
+// no outgoing connection takes it before bareflow dev binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
+	for range 64 {
+		p := 20000 + rand.IntN(12768)
+		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+			ln.Close()
+			return p
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package devserver
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"syscall"
@@ -38,7 +39,18 @@ func reserveAddr(addr, what, flag string) (release func(), err error) {
 	return func() { _ = ln.Close() }, nil
 }
 
-// freePorts returns n distinct ports that are free on ip now.
+// Internal ports are picked below the kernel's ephemeral range (32768 and
+// up on Linux by default), where the source ports of outgoing connections
+// come from: a port picked there could be taken by a connection in the
+// moment between the pick and the server's bind.
+const (
+	portsFrom = 20000
+	portsTo   = 32767
+)
+
+// freePorts returns n distinct ports that are free on ip now, picked at
+// random below the ephemeral range, or, when none is found there, from the
+// kernel.
 func freePorts(ip string, n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	lns := make([]net.Listener, 0, n)
@@ -48,9 +60,19 @@ func freePorts(ip string, n int) ([]int, error) {
 		}
 	}()
 	for range n {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			return nil, fmt.Errorf("find a free port on %s: %w", ip, err)
+		var ln net.Listener
+		for try := 0; try < 64 && ln == nil; try++ {
+			p := portsFrom + rand.IntN(portsTo-portsFrom+1)
+			if l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p))); err == nil {
+				ln = l
+			}
+		}
+		if ln == nil {
+			l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+			if err != nil {
+				return nil, fmt.Errorf("find a free port on %s: %w", ip, err)
+			}
+			ln = l
 		}
 		lns = append(lns, ln)
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
