@@ -8,6 +8,7 @@ package contract
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -95,12 +96,16 @@ var PowerActions = []PowerAction{PowerActionOn, PowerActionOff, PowerActionHardO
 
 // Validate reports whether a is a known power action.
 func (a PowerAction) Validate() error {
-	for _, k := range PowerActions {
-		if a == k {
-			return nil
-		}
+	return oneOf(a, PowerActions, "power action", "one of on, off, hard_off, reset, cycle")
+}
+
+// oneOf reports whether v is one of known; otherwise an error names what v
+// was meant to be and what is wanted.
+func oneOf[T ~string](v T, known []T, what, want string) error {
+	if slices.Contains(known, v) {
+		return nil
 	}
-	return fmt.Errorf("unknown power action %q (want one of on, off, hard_off, reset, cycle)", string(a))
+	return fmt.Errorf("unknown %s %q (want %s)", what, string(v), want)
 }
 
 // BootDevice is the device a machine boots from next.

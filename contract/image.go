@@ -1,7 +1,5 @@
 package contract
 
-import "fmt"
-
 // ImageFormat is how an OS image is stored at its source.
 type ImageFormat string
 
@@ -19,12 +17,7 @@ var ImageFormats = []ImageFormat{ImageRaw, ImageQCOW2, ImageRawGzip, ImageRawXz,
 
 // Validate reports whether f is a known format.
 func (f ImageFormat) Validate() error {
-	for _, k := range ImageFormats {
-		if f == k {
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown image format %q (want raw, qcow2, raw.gz, raw.xz or raw.zst)", string(f))
+	return oneOf(f, ImageFormats, "image format", "raw, qcow2, raw.gz, raw.xz or raw.zst")
 }
 
 // OSFamily says how an installed OS is configured.
@@ -44,12 +37,7 @@ var OSFamilies = []OSFamily{OSDebian, OSUbuntu, OSRHEL, OSSUSE, OSGeneric}
 
 // Validate reports whether f is a known family.
 func (f OSFamily) Validate() error {
-	for _, k := range OSFamilies {
-		if f == k {
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown OS family %q (want debian, ubuntu, rhel, suse or generic)", string(f))
+	return oneOf(f, OSFamilies, "OS family", "debian, ubuntu, rhel, suse or generic")
 }
 
 // ImageBootMode is the firmware an image boots with.
@@ -64,9 +52,5 @@ const (
 
 // Validate reports whether m is a known boot mode.
 func (m ImageBootMode) Validate() error {
-	switch m {
-	case ImageBootBIOS, ImageBootUEFI, ImageBootBoth:
-		return nil
-	}
-	return fmt.Errorf("unknown image boot mode %q (want bios, uefi or both)", string(m))
+	return oneOf(m, []ImageBootMode{ImageBootBIOS, ImageBootUEFI, ImageBootBoth}, "image boot mode", "bios, uefi or both")
 }

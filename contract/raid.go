@@ -1,9 +1,6 @@
 package contract
 
-import (
-	"fmt"
-	"time"
-)
+import "time"
 
 // WorkflowMakeRAID is the workflow type that builds a machine's RAID.
 const WorkflowMakeRAID = "bareflow.MakeRAID"
@@ -32,12 +29,7 @@ var RAIDLevels = []RAIDLevel{RAID0, RAID1, RAID1E, RAID5, RAID6, RAID10, RAID50,
 
 // Validate reports whether l is a known level.
 func (l RAIDLevel) Validate() error {
-	for _, k := range RAIDLevels {
-		if l == k {
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown RAID level %q (want 0, 1, 1e, 5, 6, 10, 50, 60 or jbod)", string(l))
+	return oneOf(l, RAIDLevels, "RAID level", "0, 1, 1e, 5, 6, 10, 50, 60 or jbod")
 }
 
 // RAIDSpec is the RAID layout asked for a machine. Building it first clears
