@@ -1,6 +1,7 @@
 package ramdisk
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -8,8 +9,10 @@ import (
 	"io"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -131,10 +134,11 @@ func (e *stdinError) Unwrap() error { return e.err }
 // *ExitError when it exits otherwise. When ctx ends or cmd.Timeout passes,
 // the session is sent SIGKILL and closed, and the error wraps ctx.Err() or
 // context.DeadlineExceeded. The server delivers that signal to the
-// session's process only, the shell running Script: programs the shell
-// started and is waiting for (any but an exec'd last command) are not
-// killed. The Result returned with an error holds the output read until
-// then; OnLine is not called once Run has returned.
+// session's process only, the shell running Script, so Run then kills,
+// from a second session, every process the shell started (the shell says
+// its PID on its first stderr line, which Run keeps out of the output).
+// The Result returned with an error holds the output read until then;
+// OnLine is not called once Run has returned.
 func (c *Client) Run(ctx context.Context, cmd Command) (Result, error) {
 	cmd = cmd.withDefaults()
 	shown := shorten(cmd.Display)
@@ -191,9 +195,12 @@ func (c *Client) Run(ctx context.Context, cmd Command) (Result, error) {
 	out := newOutput(cmd.MaxOutput, cmd.OnLine, func() { cancel(errOverflow) })
 	defer out.stop()
 
-	if err := sess.Start(cmd.Script); err != nil {
+	// The shell first says its PID on stderr, so that a timeout can kill
+	// every process the script started, not only the shell.
+	if err := sess.Start(pidMarkerLine + cmd.Script); err != nil {
 		return Result{}, c.connError(shown, "start", err)
 	}
+	var shellPID atomic.Int64
 
 	stdoutDone := make(chan struct{})
 	stderrDone := make(chan struct{})
@@ -203,7 +210,7 @@ func (c *Client) Run(ctx context.Context, cmd Command) (Result, error) {
 	}()
 	go func() {
 		defer close(stderrDone)
-		out.pump(stderr, true)
+		out.pump(takePIDMarker(stderr, &shellPID), true)
 	}()
 	go func() {
 		if cmd.Stdin != nil {
@@ -234,6 +241,11 @@ func (c *Client) Run(ctx context.Context, cmd Command) (Result, error) {
 		case <-stderrDone:
 			stderrDone = nil
 		case <-runCtx.Done():
+			// The tree first, while the shell still links its children
+			// to it; then the session, in case the tree could not be.
+			if pid := shellPID.Load(); pid > 0 {
+				c.killTree(pid)
+			}
 			_ = sess.Signal(ssh.SIGKILL)
 			_ = sess.Close()
 			return abort(out)
@@ -272,6 +284,76 @@ func (c *Client) Run(ctx context.Context, cmd Command) (Result, error) {
 		return res, fmt.Errorf("command %q: %w: session closed without an exit status", shown, ErrConnectionLost)
 	}
 	return res, c.connError(shown, "wait", waitErr)
+}
+
+// pidMarker starts the first stderr line of every command: the PID of the
+// shell running it.
+const pidMarker = "bareflow-shell-pid:"
+
+// pidMarkerLine prints the marker; it comes before the script.
+// PIDPrologue is the same, for a server that shows the commands it ran.
+const pidMarkerLine = PIDPrologue
+
+// PIDPrologue is what Run puts before every script: it prints the shell's
+// PID on stderr, which Run reads and keeps out of the output.
+const PIDPrologue = `printf '` + pidMarker + `%s\n' "$$" >&2; `
+
+// takePIDMarker reads the marker line off r, stores the PID, and returns
+// the rest of r. A first line without the marker is kept.
+func takePIDMarker(r io.Reader, pid *atomic.Int64) io.Reader {
+	br := bufio.NewReaderSize(r, 256)
+	line, err := br.ReadString('\n')
+	if rest, ok := strings.CutPrefix(line, pidMarker); ok {
+		if n, perr := strconv.ParseInt(strings.TrimSpace(rest), 10, 64); perr == nil && n > 1 {
+			pid.Store(n)
+		}
+		return br
+	}
+	if err != nil && line == "" {
+		return br
+	}
+	return io.MultiReader(strings.NewReader(line), br)
+}
+
+// killTreeScript kills a process and everything it started, found through
+// /proc (the ramdisk's ps cannot list children): the processes of its
+// session and process group (the server makes the shell a session leader;
+// its children stay in the session when they are orphaned) and, for a
+// server that does not, its descendants by parent PID. The server's
+// SIGKILL reaches only the session's shell, and a program it started
+// (mkfs, an image write) would go on writing the disk.
+const killTreeScript = `t=" $1 "; changed=1; n=0
+while [ "$changed" = 1 ] && [ "$n" -lt 32 ]; do
+	changed=0; n=$((n + 1))
+	for s in /proc/[0-9]*/stat; do
+		read -r l <"$s" 2>/dev/null || continue
+		p=${l%% *}; r=${l##*) }; set -- $r
+		case "$t" in *" $p "*) continue ;; esac
+		case "$t" in *" $2 "*|*" $3 "*|*" $4 "*) t="$t$p "; changed=1 ;; esac
+	done
+done
+kill -KILL $t 2>/dev/null; true`
+
+// killTree kills, from a session of its own, the shell of a command that
+// timed out or was canceled, and everything it started. It is bounded in
+// time and best effort: a lost connection leaves nothing to do it with.
+func (c *Client) killTree(pid int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := c.newSession(ctx)
+	if err != nil {
+		return
+	}
+	defer sess.Close()
+	done := make(chan struct{})
+	go func() {
+		_ = sess.Run("sh -c " + Quote(killTreeScript) + " kill-tree " + strconv.FormatInt(pid, 10))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // newSession opens a session, giving up when ctx ends.

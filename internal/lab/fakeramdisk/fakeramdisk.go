@@ -516,7 +516,13 @@ func (r *Ramdisk) Commands() []string {
 	if err != nil || len(data) == 0 {
 		return nil
 	}
-	return strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
+	cmds := strings.Split(strings.TrimSuffix(string(data), "\x00"), "\x00")
+	// The SSH adapter's prologue (the shell's PID for its timeouts) is not
+	// part of what the caller asked for.
+	for i, c := range cmds {
+		cmds[i] = strings.TrimPrefix(c, ramdisk.PIDPrologue)
+	}
+	return cmds
 }
 
 // ReadFile returns the content that the ramdisk's commands see at path,

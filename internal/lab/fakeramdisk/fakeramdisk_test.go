@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -331,5 +332,48 @@ func TestPowerCommandsNeverReachTheHost(t *testing.T) {
 		if err != nil || !strings.Contains(string(res.Stderr), "ignored") {
 			t.Errorf("%s: got %v, stderr %q, want the stand-in's answer", cmd, err, res.Stderr)
 		}
+	}
+}
+
+// TestTimeoutKillsWhatTheCommandStarted runs, through real dropbear, a
+// script whose shell waits for a program it started: on a timeout the
+// program dies too, not only the shell.
+func TestTimeoutKillsWhatTheCommandStarted(t *testing.T) {
+	signer := newKey(t)
+	rd := Start(t, Options{AuthorizedKey: ramdisk.AuthorizedKey(signer, "bareflow-test")})
+	c, err := dial(t, rd, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	_, err = c.Run(t.Context(), ramdisk.Command{
+		Script:  "sleep 60 & echo $! >" + ramdisk.Quote(pidFile) + "; sleep 61; echo done",
+		Timeout: 2 * time.Second,
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want a timeout", err)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(b))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		// Gone, or a zombie waiting for its parent to be reaped.
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the command's child %s still runs 5s after the timeout: %s", pid, stat)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The PID line is not part of the output.
+	res, err := c.Run(t.Context(), ramdisk.Command{Script: "echo out; echo err >&2"})
+	if err != nil || string(res.Stdout) != "out\n" || string(res.Stderr) != "err\n" {
+		t.Errorf("got %q %q %v, want out and err alone", res.Stdout, res.Stderr, err)
 	}
 }
