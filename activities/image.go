@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -169,7 +170,7 @@ func (a *Images) WriteImage(ctx context.Context, in WriteImageInput) (WriteImage
 		}
 	}
 	_, runErr := sh.Run(ctx, ShellCommand{
-		Script: shellWords(argv), Display: shellWords(display),
+		Argv: argv, Display: strings.Join(display, " "),
 		Timeout: imageWriteTimeout, MaxOutput: 1 << 20, OnLine: onLine,
 	})
 	mu.Lock()
@@ -198,42 +199,11 @@ func (a *Images) WriteImage(ctx context.Context, in WriteImageInput) (WriteImage
 
 // validDevice reports whether p is a plain /dev path.
 func validDevice(p string) bool {
-	if len(p) < 6 || len(p) > 64 || p[:5] != "/dev/" {
+	name, ok := strings.CutPrefix(p, "/dev/")
+	if !ok || name == "" || len(p) > 64 || strings.Contains(p, "..") {
 		return false
 	}
-	for _, r := range p[5:] {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '/' || r == '-' || r == '_' || r == '.') {
-			return false
-		}
-	}
-	return !containsDotDot(p)
-}
-
-func containsDotDot(p string) bool {
-	for i := 0; i+1 < len(p); i++ {
-		if p[i] == '.' && p[i+1] == '.' {
-			return true
-		}
-	}
-	return false
-}
-
-// shellWords quotes each word for a POSIX shell.
-func shellWords(argv []string) string {
-	out := make([]byte, 0, 256)
-	for i, a := range argv {
-		if i > 0 {
-			out = append(out, ' ')
-		}
-		out = append(out, '\'')
-		for j := 0; j < len(a); j++ {
-			if a[j] == '\'' {
-				out = append(out, `'\''`...)
-			} else {
-				out = append(out, a[j])
-			}
-		}
-		out = append(out, '\'')
-	}
-	return string(out)
+	return strings.IndexFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/-_.", r))
+	}) < 0
 }

@@ -26,9 +26,11 @@ var (
 	ErrDuplicate = errors.New("hardware already recorded as another machine")
 )
 
-// ShellCommand is one command run by a ramdisk's shell.
+// ShellCommand is one command run by a ramdisk's shell: Script, or Argv,
+// which the shell's adapter quotes word by word.
 type ShellCommand struct {
 	Script string
+	Argv   []string
 	// Display is what logs and errors show instead of Script; it must be
 	// set when Script carries a secret.
 	Display   string

@@ -82,8 +82,12 @@ func (d *ramdiskDialer) Reachable(ctx context.Context, addr string) error {
 type ramdiskShell struct{ c *ramdisk.Client }
 
 func (s *ramdiskShell) Run(ctx context.Context, cmd activities.ShellCommand) (activities.ShellResult, error) {
+	script := cmd.Script
+	if len(cmd.Argv) > 0 {
+		script = shellLine(cmd.Argv)
+	}
 	res, err := s.c.Run(ctx, ramdisk.Command{
-		Script: cmd.Script, Display: cmd.Display, Timeout: cmd.Timeout, MaxOutput: cmd.MaxOutput, OnLine: cmd.OnLine,
+		Script: script, Display: cmd.Display, Timeout: cmd.Timeout, MaxOutput: cmd.MaxOutput, OnLine: cmd.OnLine,
 	})
 	return activities.ShellResult{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}, err
 }
@@ -258,7 +262,7 @@ func (r *shellArgv) Run(ctx context.Context, argv []string) ([]byte, error) {
 	if len(argv) > 0 {
 		r.beat(argv[0])
 	}
-	res, err := r.sh.Run(ctx, activities.ShellCommand{Script: shellLine(argv), Timeout: collectCommandTimeout, MaxOutput: collectMaxOutput})
+	res, err := r.sh.Run(ctx, activities.ShellCommand{Argv: argv, Timeout: collectCommandTimeout, MaxOutput: collectMaxOutput})
 	return res.Stdout, err
 }
 
