@@ -17,14 +17,16 @@ import (
 
 // Stable error types of image writes.
 const (
-	ErrImageChecksumMismatch  = "ImageChecksumMismatch"
-	ErrImageUnsupportedFormat = "ImageUnsupportedFormat"
-	ErrImageNotFound          = "ImageNotFound"
+	ErrImageChecksumMismatch  = contract.ErrImageChecksumMismatch
+	ErrImageUnsupportedFormat = contract.ErrImageUnsupportedFormat
+	ErrImageNotFound          = contract.ErrImageNotFound
 )
 
 // ImageSource is where an image is fetched from. Headers may carry a
 // token: it never enters a workflow history.
 type ImageSource struct {
+	ID           string
+	Family       contract.OSFamily
 	URL          string
 	Headers      map[string]string
 	Format       contract.ImageFormat

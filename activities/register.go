@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"time"
 
@@ -38,6 +39,8 @@ type ShellCommand struct {
 	MaxOutput int
 	// OnLine, when set, receives each line of output as it comes.
 	OnLine func(line string)
+	// Stdin, when set, is the command's standard input.
+	Stdin io.Reader
 }
 
 // ShellResult is what a command printed and how it exited.

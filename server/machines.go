@@ -59,9 +59,12 @@ type machineJSON struct {
 	// machine's page only.
 	RAID       []contract.BuiltVolume `json:"raid,omitempty"`
 	RootDevice string                 `json:"root_device,omitempty"`
-	CreatedAt  time.Time              `json:"created_at"`
-	UpdatedAt  time.Time              `json:"updated_at"`
-	Version    int                    `json:"version"`
+	// OS is what the last install put on the machine, on a single
+	// machine's page only.
+	OS        *installedOSJSON `json:"os,omitempty"`
+	CreatedAt time.Time        `json:"created_at"`
+	UpdatedAt time.Time        `json:"updated_at"`
+	Version   int              `json:"version"`
 }
 
 func toMachineJSON(m store.Machine) machineJSON {
@@ -237,7 +240,23 @@ func (s *Server) showMachine(c echo.Context) error {
 		return err
 	}
 	j.RAID, j.RootDevice = vols, root
+	inst, err := s.store.InstalledOS(c.Request().Context(), m.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if inst.ImageID != "" {
+		j.OS = &installedOSJSON{Image: inst.ImageID, RootDisk: inst.RootDisk, Hostname: inst.Hostname, Address: inst.Address,
+			InstalledAt: inst.InstalledAt}
+	}
 	return c.JSON(http.StatusOK, j)
+}
+
+type installedOSJSON struct {
+	Image       string    `json:"image"`
+	RootDisk    string    `json:"root_disk"`
+	Hostname    string    `json:"hostname,omitempty"`
+	Address     string    `json:"address,omitempty"`
+	InstalledAt time.Time `json:"installed_at"`
 }
 
 // hardwareFilters reads the hardware query parameters of a machine listing.

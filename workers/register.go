@@ -87,7 +87,7 @@ func (s *ramdiskShell) Run(ctx context.Context, cmd activities.ShellCommand) (ac
 		script = shellLine(cmd.Argv)
 	}
 	res, err := s.c.Run(ctx, ramdisk.Command{
-		Script: script, Display: cmd.Display, Timeout: cmd.Timeout, MaxOutput: cmd.MaxOutput, OnLine: cmd.OnLine,
+		Script: script, Display: cmd.Display, Timeout: cmd.Timeout, MaxOutput: cmd.MaxOutput, OnLine: cmd.OnLine, Stdin: cmd.Stdin,
 	})
 	return activities.ShellResult{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}, err
 }
@@ -438,7 +438,7 @@ func (k imageKeeper) ImageSource(ctx context.Context, ref string) (activities.Im
 	for name, v := range headers {
 		h[name] = v.Reveal()
 	}
-	return activities.ImageSource{URL: im.URL, Headers: h, Format: im.Format, ChecksumAlgo: im.ChecksumAlgo,
+	return activities.ImageSource{ID: im.ID, Family: im.OSFamily, URL: im.URL, Headers: h, Format: im.Format, ChecksumAlgo: im.ChecksumAlgo,
 		Checksum: im.Checksum, VirtualSize: im.VirtualSize}, nil
 }
 

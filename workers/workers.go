@@ -54,6 +54,7 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 		{workflows.PowerStatus, contract.WorkflowPowerStatus},
 		{workflows.Register, contract.WorkflowRegister},
 		{workflows.MakeRAID, contract.WorkflowMakeRAID},
+		{workflows.Install, contract.WorkflowInstall},
 	} {
 		r.RegisterWorkflowWithOptions(wf.fn, workflow.RegisterOptions{Name: wf.name})
 	}
@@ -68,6 +69,7 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 	dialer := &ramdiskDialer{signer: cfg.SSHSigner}
 	r.RegisterActivity(&activities.RAID{Builder: raidBuilder{}, Dialer: dialer, Keeper: raidKeeper{st: st}})
 	r.RegisterActivity(&activities.Images{Keeper: imageKeeper{st: st}, Dialer: dialer, Progress: imageProgress(st)})
+	r.RegisterActivity(&activities.Installer{Dialer: dialer, Keeper: installKeeper{st: st}, Images: imageKeeper{st: st}, Installer: osInstaller{}})
 	r.RegisterActivity(&activities.Registration{
 		Keeper:       &registrationKeeper{st: st},
 		Dialer:       dialer,

@@ -87,17 +87,32 @@ func (w *raidWorkflow) act(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	w.op.step(ctx, stepCheckRAID, 0.3)
+	vols, root, _, err := w.buildRAID(ctx, ready, inv, w.in.Spec, 0.3)
+	if err != nil {
+		return err
+	}
+	w.res.Volumes, w.res.RootDevice = vols, root
+	if !w.in.LeaveInRamdisk {
+		return w.powerOff(ctx, ready)
+	}
+	return nil
+}
+
+// buildRAID checks spec against the hardware, builds it, reads the disks
+// again and records the volumes with the root disk chosen. Its steps take
+// the operation's progress from base to base+0.55.
+func (w *ramdiskFlow) buildRAID(ctx workflow.Context, ready contract.RamdiskReady, inv contract.Inventory, spec contract.RAIDSpec, base float64) ([]contract.BuiltVolume, string, contract.Inventory, error) {
+	w.op.step(ctx, stepCheckRAID, base)
 	var check activities.CheckRAIDResult
 	if err := workflow.ExecuteActivity(recordOptions(ctx), raidActs.CheckRAID, activities.CheckRAIDInput{
-		MachineID: w.machineID, Spec: w.in.Spec, Inventory: inv,
+		MachineID: w.machineID, Spec: spec, Inventory: inv,
 	}).Get(ctx, &check); err != nil {
-		return err
+		return nil, "", inv, err
 	}
 	for _, line := range check.Plan {
 		workflow.GetLogger(ctx).Info("RAID plan", "machine_id", w.machineID, "step", line)
 	}
-	w.op.step(ctx, stepBuildRAID, 0.4)
+	w.op.step(ctx, stepBuildRAID, base+0.1)
 	bctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: raidBuildTimeout,
 		HeartbeatTimeout:    shellHeartbeat,
@@ -107,26 +122,21 @@ func (w *raidWorkflow) act(ctx workflow.Context) error {
 	})
 	var built activities.BuildRAIDResult
 	if err := workflow.ExecuteActivity(bctx, raidActs.BuildRAID, activities.BuildRAIDInput{
-		MachineID: w.machineID, Ramdisk: ready, Spec: w.in.Spec, Inventory: inv,
+		MachineID: w.machineID, Ramdisk: ready, Spec: spec, Inventory: inv,
 	}).Get(ctx, &built); err != nil {
-		return err
+		return nil, "", inv, err
 	}
-	w.res.Volumes = built.Volumes
 	// The disks the OS sees now, arrays included.
-	after, err := w.collect(ctx, ready, 0.8)
+	after, err := w.collect(ctx, ready, base+0.5)
 	if err != nil {
-		return err
+		return built.Volumes, "", inv, err
 	}
-	w.op.step(ctx, stepRecordRAID, 0.85)
+	w.op.step(ctx, stepRecordRAID, base+0.55)
 	var rec activities.RecordRAIDResult
 	if err := workflow.ExecuteActivity(recordOptions(ctx), raidActs.RecordRAID, activities.RecordRAIDInput{
 		MachineID: w.machineID, Volumes: built.Volumes, Inventory: after,
 	}).Get(ctx, &rec); err != nil {
-		return err
+		return built.Volumes, "", after, err
 	}
-	w.res.RootDevice = rec.RootDevice
-	if !w.in.LeaveInRamdisk {
-		return w.powerOff(ctx, ready)
-	}
-	return nil
+	return built.Volumes, rec.RootDevice, after, nil
 }

@@ -44,7 +44,14 @@ type (
 		Hardware    *contract.Inventory    `json:"hardware"`
 		RAID        []contract.BuiltVolume `json:"raid"`
 		RootDevice  string                 `json:"root_device"`
-		CreatedAt   time.Time              `json:"created_at"`
+		OS          *struct {
+			Image       string    `json:"image"`
+			RootDisk    string    `json:"root_disk"`
+			Hostname    string    `json:"hostname"`
+			Address     string    `json:"address"`
+			InstalledAt time.Time `json:"installed_at"`
+		} `json:"os"`
+		CreatedAt time.Time `json:"created_at"`
 	}
 	operationView struct {
 		ID          string  `json:"id"`
@@ -116,13 +123,20 @@ func subcommand(args []string, what string, known ...string) (string, []string, 
 }
 
 func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
-	sub, rest, err := subcommand(args, "machine", "list", "show", "create", "update", "delete", "register", "raid")
+	sub, rest, err := subcommand(args, "machine", "list", "show", "create", "update", "delete", "register", "raid",
+		"install", "reinstall", "wipe")
 	if err != nil {
 		return err
 	}
 	c, err := newAPIClient(e)
 	if err != nil {
 		return err
+	}
+	switch sub {
+	case "install", "reinstall":
+		return runInstall(ctx, c, sub, rest, stdout, stderr)
+	case "wipe":
+		return runWipe(ctx, c, rest, stdout, stderr)
 	}
 	fs, out := cliFlags("machine "+sub, stderr)
 	switch sub {
@@ -424,6 +438,10 @@ func showMachine(w io.Writer, m machineView) error {
 			root = " (root)"
 		}
 		fmt.Fprintf(tw, "Volume %s:\tRAID %s on %s, %s, %s%s\n", v.ID, v.Level, v.Controller, dash(v.Device), gib(v.SizeBytes), root)
+	}
+	if m.OS != nil {
+		fmt.Fprintf(tw, "OS:\timage %s on %s, host %s at %s, installed %s\n", m.OS.Image, m.OS.RootDisk, dash(m.OS.Hostname),
+			dash(m.OS.Address), m.OS.InstalledAt.Format(time.RFC3339))
 	}
 	if m.RootDevice != "" {
 		fmt.Fprintf(tw, "Root disk:\t%s\n", m.RootDevice)

@@ -229,3 +229,16 @@ func readFile(ctx context.Context, r CommandRunner, root, p string) ([]byte, err
 	}
 	return nil, scriptResult(c, out, "present")
 }
+
+// ReadFile returns the content of the regular file p (absolute, inside the
+// image) below the mount point root, or nil when it does not exist. A path
+// through a symlink is refused with ErrSymlink.
+func ReadFile(ctx context.Context, r CommandRunner, root, p string) ([]byte, error) {
+	if err := validateImagePath(root); err != nil {
+		return nil, fmt.Errorf("mount point: %w", err)
+	}
+	if err := validateImagePath(p); err != nil {
+		return nil, err
+	}
+	return readFile(ctx, r, root, p)
+}

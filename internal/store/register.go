@@ -468,3 +468,62 @@ func (s *Store) RAID(ctx context.Context, machineID string) ([]contract.BuiltVol
 	}
 	return vols, root, nil
 }
+
+// InstalledOS is the OS a machine was last given by an install.
+type InstalledOS struct {
+	ImageID     string
+	RootDisk    string
+	Hostname    string
+	Address     string
+	InstalledAt time.Time
+}
+
+// RecordInstall records the OS a machine runs; a zero os (no ImageID)
+// forgets it, as after a wipe.
+func (s *Store) RecordInstall(ctx context.Context, machineID string, os InstalledOS) error {
+	if !isUUID(machineID) {
+		return fmt.Errorf("record install: %w", notFound("machine", machineID))
+	}
+	var image *string
+	if os.ImageID != "" {
+		image = &os.ImageID
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE machines SET os_image = $2, os_root_disk = $3, os_hostname = $4, os_address = $5,
+		installed_at = CASE WHEN $2::uuid IS NULL THEN NULL ELSE now() END, version = version + 1, updated_at = now()
+		WHERE id = $1`, machineID, image, os.RootDisk, os.Hostname, os.Address)
+	if err != nil {
+		return fmt.Errorf("record install on %s: %w", machineID, dbError(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("record install: %w", notFound("machine", machineID))
+	}
+	return nil
+}
+
+// InstalledOS returns the OS a machine was last given; ImageID is empty
+// when none is recorded.
+func (s *Store) InstalledOS(ctx context.Context, machineID string) (InstalledOS, error) {
+	if !isUUID(machineID) {
+		return InstalledOS{}, notFound("machine", machineID)
+	}
+	var (
+		os    InstalledOS
+		image *string
+		at    *time.Time
+	)
+	err := s.pool.QueryRow(ctx, `SELECT os_image::text, os_root_disk, os_hostname, os_address, installed_at FROM machines WHERE id = $1`,
+		machineID).Scan(&image, &os.RootDisk, &os.Hostname, &os.Address, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return InstalledOS{}, notFound("machine", machineID)
+	}
+	if err != nil {
+		return InstalledOS{}, fmt.Errorf("read installed OS of %s: %w", machineID, err)
+	}
+	if image != nil {
+		os.ImageID = *image
+	}
+	if at != nil {
+		os.InstalledAt = *at
+	}
+	return os, nil
+}

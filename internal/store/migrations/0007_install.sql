@@ -1,0 +1,8 @@
+-- 0007_install: the OS a machine was last given by an install: the image,
+-- the disk it went to, the host name and the address it answered at.
+ALTER TABLE machines
+    ADD COLUMN os_image     uuid REFERENCES images (id) ON DELETE SET NULL,
+    ADD COLUMN os_root_disk text NOT NULL DEFAULT '',
+    ADD COLUMN os_hostname  text NOT NULL DEFAULT '',
+    ADD COLUMN os_address   text NOT NULL DEFAULT '',
+    ADD COLUMN installed_at timestamptz;
