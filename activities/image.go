@@ -133,10 +133,17 @@ func (a *Images) WriteImage(ctx context.Context, in WriteImageInput) (WriteImage
 	}
 	defer sh.Close()
 
-	argv := []string{"bareflow-imagewriter", "--url", src.URL, "--format", format, "--checksum", src.ChecksumAlgo + ":" + src.Checksum,
+	url, headers := src.URL, src.Headers
+	// The boot service the ramdisk booted from keeps a copy near it; the
+	// source is used directly when it has none, or after two failed
+	// attempts through it.
+	if in.Ramdisk.ImageCacheURL != "" && src.ID != "" && activity.GetInfo(ctx).Attempt <= 2 {
+		url, headers = in.Ramdisk.ImageCacheURL+src.ID, nil
+	}
+	argv := []string{"bareflow-imagewriter", "--url", url, "--format", format, "--checksum", src.ChecksumAlgo + ":" + src.Checksum,
 		"--target", in.Target, "--resume"}
-	display := []string{"bareflow-imagewriter", "--url", src.URL, "--format", format, "--target", in.Target, "--resume"}
-	for k, v := range src.Headers {
+	display := []string{"bareflow-imagewriter", "--url", url, "--format", format, "--target", in.Target, "--resume"}
+	for k, v := range headers {
 		argv = append(argv, "--header", k+":"+v)
 		display = append(display, "--header", k+":REDACTED")
 	}

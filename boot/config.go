@@ -86,6 +86,12 @@ type Config struct {
 	// vmlinuz and initrd.img.
 	Kernel string
 	Initrd string
+	// ImageCacheDir, when set, makes the boot service keep the images its
+	// ramdisks install in this folder and serve them at
+	// /boot/v1/images/{id}; ImageCacheMaxBytes bounds the folder (0: no
+	// bound).
+	ImageCacheDir      string
+	ImageCacheMaxBytes int64
 	// KernelArgs are added to the ramdisk's command line, e.g.
 	// "console=ttyS0,115200".
 	KernelArgs string

@@ -25,6 +25,8 @@ import (
 //	BAREFLOW_BOOT_KERNEL_ARGS         KernelArgs        console=ttyS0,115200
 //	BAREFLOW_BOOT_SSH_AUTHORIZED_KEY  SSHAuthorizedKey  ssh-ed25519 AAAA… bareflow
 //	BAREFLOW_BOOT_AUTO_REGISTER       AutoRegister      true
+//	BAREFLOW_BOOT_IMAGE_CACHE_DIR     ImageCacheDir     /var/cache/bareflow/images
+//	BAREFLOW_BOOT_IMAGE_CACHE_GIB     ImageCacheMaxBytes  200
 const (
 	EnvInterfaces       = "BAREFLOW_BOOT_INTERFACES"
 	EnvRelayAddr        = "BAREFLOW_BOOT_RELAY_ADDR"
@@ -40,6 +42,8 @@ const (
 	EnvKernelArgs       = "BAREFLOW_BOOT_KERNEL_ARGS"
 	EnvSSHAuthorizedKey = "BAREFLOW_BOOT_SSH_AUTHORIZED_KEY"
 	EnvAutoRegister     = "BAREFLOW_BOOT_AUTO_REGISTER"
+	EnvImageCacheDir    = "BAREFLOW_BOOT_IMAGE_CACHE_DIR"
+	EnvImageCacheGiB    = "BAREFLOW_BOOT_IMAGE_CACHE_GIB"
 )
 
 // ConfigFromEnv reads a Config from the environment through getenv (os.Getenv
@@ -54,6 +58,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		{EnvTFTPRoot, &c.TFTPRoot}, {EnvHTTPAddr, &c.HTTPAddr}, {EnvPublicURL, &c.PublicURL},
 		{EnvIPXEDir, &c.IPXEDir}, {EnvUEFIBootFile, &c.UEFIBootFile}, {EnvARM64BootFile, &c.ARM64BootFile},
 		{EnvRamdiskDir, &c.RamdiskDir}, {EnvKernelArgs, &c.KernelArgs}, {EnvSSHAuthorizedKey, &c.SSHAuthorizedKey},
+		{EnvImageCacheDir, &c.ImageCacheDir},
 	} {
 		*f.dst = strings.TrimSpace(getenv(f.name))
 	}
@@ -71,6 +76,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: want true or false", EnvAutoRegister, v))
 		}
 		c.AutoRegister = b
+	}
+	if v := strings.TrimSpace(getenv(EnvImageCacheGiB)); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > 1<<20 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a number of GiB", EnvImageCacheGiB, v))
+		}
+		c.ImageCacheMaxBytes = n << 30
 	}
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err)

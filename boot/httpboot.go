@@ -45,7 +45,8 @@ type httpBoot struct {
 	st       bootStore
 	signaler WorkflowSignaler
 	events   *eventQueue
-	files    *os.Root // nil when no ramdisk folder is configured
+	files    *os.Root    // nil when no ramdisk folder is configured
+	images   *imageCache // nil when images are not cached
 	metrics  *metrics
 	logger   *slog.Logger
 }
@@ -55,6 +56,9 @@ func (b *httpBoot) routes() http.Handler {
 	mux.HandleFunc("GET /boot/v1/ipxe/{mac}", b.script)
 	mux.HandleFunc("GET /boot/v1/files/{name}", b.file)
 	mux.HandleFunc("POST /boot/v1/phone-home", b.phoneHome)
+	if b.images != nil {
+		mux.HandleFunc("GET /boot/v1/images/{id}", b.images.serve)
+	}
 	mux.Handle("GET /metrics", b.metrics.handler())
 	return mux
 }
@@ -312,18 +316,23 @@ func (b *httpBoot) phoneHome(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), signalTimeout)
 	defer cancel()
-	var wid string
+	var wid, cacheURL string
+	if b.images != nil {
+		cacheURL = b.cfg.PublicURL + "/boot/v1/images/"
+	}
 	_, err = b.st.ConsumeBootToken(ctx, ph.Token, ph.MachineID, func(t store.BootToken) error {
 		wid = t.WorkflowID
 		// Recorded first and on its own: a workflow whose signal is lost
 		// finds its ramdisk there.
 		if _, err := b.st.RecordRamdiskSession(ctx, store.RamdiskSession{
 			MachineID: ph.MachineID, WorkflowID: t.WorkflowID, Addr: ph.Addr, SSHPort: ph.SSHPort, SSHHostKey: ph.SSHHostKey, MACs: ph.MACs,
+			ImageCacheURL: cacheURL,
 		}); err != nil {
 			return err
 		}
 		return b.signaler.SignalWorkflow(ctx, t.WorkflowID, "", contract.SignalRamdiskReady, contract.RamdiskReady{
-			MachineID: ph.MachineID, Addr: ph.Addr.String(), SSHPort: ph.SSHPort, MACs: ph.MACs, SSHHostKey: ph.SSHHostKey, At: time.Now().UTC(),
+			MachineID: ph.MachineID, Addr: ph.Addr.String(), SSHPort: ph.SSHPort, MACs: ph.MACs, SSHHostKey: ph.SSHHostKey,
+			ImageCacheURL: cacheURL, At: time.Now().UTC(),
 		})
 	})
 	var te *store.BootTokenError

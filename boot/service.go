@@ -79,6 +79,13 @@ func newService(cfg Config, st *store.Store, sig WorkflowSignaler, logger *slog.
 		}
 		s.http.files = root
 	}
+	if cfg.ImageCacheDir != "" {
+		c, err := newImageCache(cfg.ImageCacheDir, cfg.ImageCacheMaxBytes, st, logger.With("proto", "http", "part", "image-cache"))
+		if err != nil {
+			return nil, fmt.Errorf("boot service: %w", err)
+		}
+		s.http.images = c
+	}
 	return s, nil
 }
 

@@ -360,7 +360,11 @@ type RamdiskReady struct {
 	// SSHHostKey is the ramdisk's SSH host public key in authorized_keys
 	// form; sessions pin it.
 	SSHHostKey string
-	At         time.Time
+	// ImageCacheURL is where the boot service the ramdisk phoned home
+	// through serves cached images (the image's ID follows); empty when
+	// it caches none.
+	ImageCacheURL string `json:",omitempty"`
+	At            time.Time
 }
 
 // RegisterInput starts a Register workflow.

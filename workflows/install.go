@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"strings"
 	"time"
 
@@ -218,9 +219,17 @@ func (w *installWorkflow) bootOS(ctx workflow.Context, ready contract.RamdiskRea
 	}
 	bctx := bmcOptions(ctx)
 	var set activities.SetBootDeviceResult
-	if err := workflow.ExecuteActivity(bctx, bmc.SetBootDevice, activities.SetBootDeviceInput{
+	err := workflow.ExecuteActivity(bctx, bmc.SetBootDevice, activities.SetBootDeviceInput{
 		MachineID: w.machineID, Device: contract.BootDisk,
-	}).Get(ctx, &set); err != nil {
+	}).Get(ctx, &set)
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &appErr) && appErr.Type() == contract.ErrBMCUnsupported:
+		// With no boot intent the boot service answers a network boot
+		// with a local boot: the disk boots all the same.
+		workflow.GetLogger(ctx).Warn("the BMC cannot set the next boot device; the boot service sends the network boot to the disk",
+			"machine_id", w.machineID, "error", err)
+	case err != nil:
 		return err
 	}
 	var reset activities.SetPowerResult

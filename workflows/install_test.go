@@ -271,3 +271,20 @@ func TestWipeFailureLeavesStateError(t *testing.T) {
 	}
 	s.wantCalls(t, "prepare", "still_in_ramdisk?", "probe", "collect", "save_inventory", "finish:error")
 }
+
+func TestInstallGoesOnWhenTheBMCCannotSetTheBootDevice(t *testing.T) {
+	s := newInstallSuite(t)
+	s.facts.HasBMC = true
+	s.onInstallSteps(t, func(activities.WriteImageInput) (activities.WriteImageResult, error) {
+		return activities.WriteImageResult{Written: 1 << 30}, nil
+	})
+	s.env.OnActivity(bmc.SetBootDevice, mock.Anything, mock.Anything).Return(activities.SetBootDeviceResult{},
+		temporal.NewNonRetryableApplicationError("invalid data field", contract.ErrBMCUnsupported, nil)).Once()
+	s.onSetPower(activities.OpReset, activities.SetPowerResult{}, nil).Run(func(mock.Arguments) { s.calls = append(s.calls, "reset") }).Once()
+	s.env.ExecuteWorkflow(Install, contract.InstallInput{MachineID: machineID, Image: "debian-12", OS: installOS, Probe: contract.OSProbe{Skip: true}})
+	if err := s.env.GetWorkflowError(); err != nil {
+		t.Fatalf("error: got %v, want nil", err)
+	}
+	s.wantCalls(t, "prepare", "still_in_ramdisk?", "probe", "collect", "save_inventory", "choose_disk", "write", "configure",
+		"finish:deploying", "reset", "record", "finish:running")
+}

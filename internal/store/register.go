@@ -28,6 +28,10 @@ type RamdiskSession struct {
 	// SSHHostKey is the ramdisk's host key in authorized_keys form.
 	SSHHostKey string
 	MACs       []string
+	// ImageCacheURL is where the boot service the ramdisk phoned home
+	// through serves cached images (the image's ID follows); empty when
+	// it caches none.
+	ImageCacheURL string
 	// PhonedAt is when the boot service recorded it (database time).
 	PhonedAt time.Time
 }
@@ -48,11 +52,12 @@ func (s *Store) RecordRamdiskSession(ctx context.Context, rs RamdiskSession) (Ra
 		rs.SSHPort = 22
 	}
 	err := s.pool.QueryRow(ctx, `
-		INSERT INTO ramdisk_sessions (machine_id, workflow_id, addr, ssh_port, ssh_host_key, macs, phoned_at)
-		VALUES ($1, $2, $3, $4, $5, $6, now())
+		INSERT INTO ramdisk_sessions (machine_id, workflow_id, addr, ssh_port, ssh_host_key, macs, image_cache_url, phoned_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, now())
 		ON CONFLICT (machine_id) DO UPDATE SET workflow_id = excluded.workflow_id, addr = excluded.addr,
-			ssh_port = excluded.ssh_port, ssh_host_key = excluded.ssh_host_key, macs = excluded.macs, phoned_at = excluded.phoned_at
-		RETURNING phoned_at`, rs.MachineID, rs.WorkflowID, rs.Addr.Unmap(), rs.SSHPort, rs.SSHHostKey, rs.MACs).Scan(&rs.PhonedAt)
+			ssh_port = excluded.ssh_port, ssh_host_key = excluded.ssh_host_key, macs = excluded.macs,
+			image_cache_url = excluded.image_cache_url, phoned_at = excluded.phoned_at
+		RETURNING phoned_at`, rs.MachineID, rs.WorkflowID, rs.Addr.Unmap(), rs.SSHPort, rs.SSHHostKey, rs.MACs, rs.ImageCacheURL).Scan(&rs.PhonedAt)
 	if err != nil {
 		if hasCode(err, pgForeignKeyViolation) {
 			return RamdiskSession{}, fmt.Errorf("record ramdisk session: %w", notFound("machine", rs.MachineID))
@@ -68,8 +73,9 @@ func (s *Store) GetRamdiskSession(ctx context.Context, machineID string) (Ramdis
 		return RamdiskSession{}, fmt.Errorf("get ramdisk session: %w", notFound("ramdisk session", machineID))
 	}
 	rs := RamdiskSession{MachineID: machineID}
-	err := s.pool.QueryRow(ctx, `SELECT workflow_id, addr, ssh_port, ssh_host_key, macs, phoned_at
-		FROM ramdisk_sessions WHERE machine_id = $1`, machineID).Scan(&rs.WorkflowID, &rs.Addr, &rs.SSHPort, &rs.SSHHostKey, &rs.MACs, &rs.PhonedAt)
+	err := s.pool.QueryRow(ctx, `SELECT workflow_id, addr, ssh_port, ssh_host_key, macs, image_cache_url, phoned_at
+		FROM ramdisk_sessions WHERE machine_id = $1`, machineID).Scan(&rs.WorkflowID, &rs.Addr, &rs.SSHPort, &rs.SSHHostKey, &rs.MACs,
+		&rs.ImageCacheURL, &rs.PhonedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return RamdiskSession{}, fmt.Errorf("get ramdisk session: %w", notFound("ramdisk session", machineID))
 	}
@@ -526,4 +532,16 @@ func (s *Store) InstalledOS(ctx context.Context, machineID string) (InstalledOS,
 		os.InstalledAt = *at
 	}
 	return os, nil
+}
+
+// RamdiskSessionAt reports whether a ramdisk that phoned home runs at addr.
+func (s *Store) RamdiskSessionAt(ctx context.Context, addr netip.Addr) (bool, error) {
+	if !addr.IsValid() {
+		return false, nil
+	}
+	var ok bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ramdisk_sessions WHERE addr = $1)`, addr.Unmap()).Scan(&ok); err != nil {
+		return false, fmt.Errorf("look up ramdisk sessions at %s: %w", addr, err)
+	}
+	return ok, nil
 }

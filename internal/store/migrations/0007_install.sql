@@ -6,3 +6,8 @@ ALTER TABLE machines
     ADD COLUMN os_hostname  text NOT NULL DEFAULT '',
     ADD COLUMN os_address   text NOT NULL DEFAULT '',
     ADD COLUMN installed_at timestamptz;
+
+-- The boot service a ramdisk phoned home through serves cached images at
+-- this URL prefix (the image's ID follows); empty when it caches none.
+ALTER TABLE ramdisk_sessions
+    ADD COLUMN image_cache_url text NOT NULL DEFAULT '';
