@@ -72,6 +72,9 @@ type MachineFacts struct {
 	HasBMC  bool
 	BMCAddr string
 	BMCUser string
+	// Firmware is how the machine booted its ramdisk last (contract's
+	// FirmwareUEFI or FirmwareBIOS); empty when unknown.
+	Firmware string
 }
 
 // PhoneHome is a recorded phone-home of a machine's ramdisk.

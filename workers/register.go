@@ -103,6 +103,11 @@ func (k *registrationKeeper) MachineFacts(ctx context.Context, machineID string)
 		return activities.MachineFacts{}, storeErr(err)
 	}
 	f := activities.MachineFacts{State: m.State, Vendor: m.Vendor, HasBMC: m.BMCAddr.IsValid() && m.HasBMCPassword}
+	if !m.InventoryAt.IsZero() {
+		if inv, err := k.st.GetInventory(ctx, machineID); err == nil {
+			f.Firmware = inv.System.BootMode
+		}
+	}
 	if m.BMCAddr.IsValid() {
 		f.BMCAddr, f.BMCUser = m.BMCAddr.String(), m.BMCUser
 	}
@@ -134,7 +139,8 @@ func (k *registrationKeeper) PhoneHome(ctx context.Context, machineID string) (a
 	}
 	return activities.PhoneHome{
 		Ready: contract.RamdiskReady{
-			MachineID: rs.MachineID, Addr: rs.Addr.String(), SSHPort: rs.SSHPort, MACs: rs.MACs, SSHHostKey: rs.SSHHostKey, At: rs.PhonedAt.UTC(),
+			MachineID: rs.MachineID, Addr: rs.Addr.String(), SSHPort: rs.SSHPort, MACs: rs.MACs, SSHHostKey: rs.SSHHostKey,
+			ImageCacheURL: rs.ImageCacheURL, At: rs.PhonedAt.UTC(),
 		},
 		WorkflowID: rs.WorkflowID, At: rs.PhonedAt,
 	}, nil

@@ -220,7 +220,7 @@ func (w *installWorkflow) bootOS(ctx workflow.Context, ready contract.RamdiskRea
 	bctx := bmcOptions(ctx)
 	var set activities.SetBootDeviceResult
 	err := workflow.ExecuteActivity(bctx, bmc.SetBootDevice, activities.SetBootDeviceInput{
-		MachineID: w.machineID, Device: contract.BootDisk,
+		MachineID: w.machineID, Device: contract.BootDisk, Mode: w.bootMode(),
 	}).Get(ctx, &set)
 	var appErr *temporal.ApplicationError
 	switch {

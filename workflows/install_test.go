@@ -81,7 +81,7 @@ func TestInstallWithBMC(t *testing.T) {
 	s.onInstallSteps(t, func(activities.WriteImageInput) (activities.WriteImageResult, error) {
 		return activities.WriteImageResult{Written: 1 << 30, ResumedAt: 256 << 20, Checksum: "abc"}, nil
 	})
-	s.env.OnActivity(bmc.SetBootDevice, mock.Anything, activities.SetBootDeviceInput{MachineID: machineID, Device: contract.BootDisk}).
+	s.env.OnActivity(bmc.SetBootDevice, mock.Anything, activities.SetBootDeviceInput{MachineID: machineID, Device: contract.BootDisk, Mode: contract.BootModeLegacy}).
 		Return(func(context.Context, activities.SetBootDeviceInput) (activities.SetBootDeviceResult, error) {
 			s.calls = append(s.calls, "boot_disk")
 			return activities.SetBootDeviceResult{Verified: true}, nil

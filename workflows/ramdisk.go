@@ -134,6 +134,9 @@ func (w *ramdiskFlow) collect(ctx workflow.Context, ready contract.RamdiskReady,
 	if inv.System.Vendor != "" {
 		w.facts.Vendor = inv.System.Vendor
 	}
+	if inv.System.BootMode != "" {
+		w.facts.Firmware = inv.System.BootMode
+	}
 	return inv, nil
 }
 
@@ -171,7 +174,7 @@ func (w *ramdiskFlow) bootRamdisk(ctx workflow.Context) error {
 	bctx := bmcOptions(ctx)
 	var set activities.SetBootDeviceResult
 	if err := workflow.ExecuteActivity(bctx, bmc.SetBootDevice, activities.SetBootDeviceInput{
-		MachineID: w.machineID, Device: contract.BootPXE,
+		MachineID: w.machineID, Device: contract.BootPXE, Mode: w.bootMode(),
 	}).Get(ctx, &set); err != nil {
 		return err
 	}
@@ -195,6 +198,15 @@ func (w *ramdiskFlow) bootRamdisk(ctx workflow.Context) error {
 		return err
 	}
 	return w.waitPower(ctx, contract.PowerOn, powerOnTimeout)
+}
+
+// bootMode is the firmware mode of the machine's boot device overrides: as
+// it booted its ramdisk last, legacy when that is not known.
+func (w *ramdiskFlow) bootMode() contract.BootMode {
+	if w.facts.Firmware == contract.FirmwareUEFI {
+		return contract.BootModeEFI
+	}
+	return contract.BootModeLegacy
 }
 
 func (w *ramdiskFlow) waitPower(ctx workflow.Context, want contract.PowerState, timeout time.Duration) error {

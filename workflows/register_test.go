@@ -196,7 +196,7 @@ func TestRegisterReusesRamdiskItIsStillIn(t *testing.T) {
 func TestRegisterEnrolledMachineWithBMC(t *testing.T) {
 	s := newRegisterSuite(t)
 	s.facts = activities.MachineFacts{State: contract.MachineEnrolled, HasBMC: true, BMCAddr: "203.0.113.5:623", BMCUser: "root"}
-	s.env.OnActivity(bmc.SetBootDevice, mock.Anything, activities.SetBootDeviceInput{MachineID: machineID, Device: contract.BootPXE}).
+	s.env.OnActivity(bmc.SetBootDevice, mock.Anything, activities.SetBootDeviceInput{MachineID: machineID, Device: contract.BootPXE, Mode: contract.BootModeLegacy}).
 		Return(activities.SetBootDeviceResult{Verified: true}, nil).Once()
 	s.onSetPower(activities.OpHardOff, activities.SetPowerResult{Before: contract.PowerOn}, nil).Twice()
 	s.onWait(contract.PowerOff, activities.WaitPowerStateResult{State: contract.PowerOff, Reached: true}, nil).Twice()
