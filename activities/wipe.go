@@ -37,8 +37,8 @@ type DiskWiper interface {
 	// filesystem signatures, and checks nothing is left.
 	Wipe(ctx context.Context, sh RamdiskShell, disks []string, beat func(string)) error
 	// StartErase starts (or finds running, or finished) the detached erase
-	// of disk and returns the method it uses.
-	StartErase(ctx context.Context, sh RamdiskShell, disk string, method contract.EraseMethod) (string, error)
+	// of disk for request (the operation) and returns the method it uses.
+	StartErase(ctx context.Context, sh RamdiskShell, disk string, method contract.EraseMethod, request string) (string, error)
 	// EraseStatus reads the erase's state; a job that died unfinished is
 	// started again where it stopped.
 	EraseStatus(ctx context.Context, sh RamdiskShell, disk string) (EraseState, error)
@@ -129,10 +129,13 @@ func wipeError(err error) error {
 
 // EraseDisksInput erases the data of disks.
 type EraseDisksInput struct {
-	MachineID string
-	Ramdisk   contract.RamdiskReady
-	Disks     []string
-	Method    contract.EraseMethod
+	// OperationID names the erase: a finished erase of an earlier
+	// operation in the same ramdisk does not count for this one.
+	OperationID string
+	MachineID   string
+	Ramdisk     contract.RamdiskReady
+	Disks       []string
+	Method      contract.EraseMethod
 }
 
 // EraseDisksResult maps each disk to the method that erased it.
@@ -159,7 +162,7 @@ func (a *Wiper) EraseDisks(ctx context.Context, in EraseDisksInput) (EraseDisksR
 	defer sh.Close()
 	res := EraseDisksResult{Methods: map[string]string{}}
 	for _, d := range in.Disks {
-		m, err := a.Wiper.StartErase(ctx, sh, d, in.Method)
+		m, err := a.Wiper.StartErase(ctx, sh, d, in.Method, in.OperationID)
 		if err != nil {
 			if errors.Is(err, ErrWipePermanent) {
 				return EraseDisksResult{}, temporal.NewNonRetryableApplicationError(err.Error(), contract.ErrEraseUnsupported, nil)

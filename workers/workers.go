@@ -55,6 +55,7 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 		{workflows.Register, contract.WorkflowRegister},
 		{workflows.MakeRAID, contract.WorkflowMakeRAID},
 		{workflows.Install, contract.WorkflowInstall},
+		{workflows.Wipe, contract.WorkflowWipe},
 	} {
 		r.RegisterWorkflowWithOptions(wf.fn, workflow.RegisterOptions{Name: wf.name})
 	}
@@ -70,6 +71,7 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 	r.RegisterActivity(&activities.RAID{Builder: raidBuilder{}, Dialer: dialer, Keeper: raidKeeper{st: st}})
 	r.RegisterActivity(&activities.Images{Keeper: imageKeeper{st: st}, Dialer: dialer, Progress: imageProgress(st)})
 	r.RegisterActivity(&activities.Installer{Dialer: dialer, Keeper: installKeeper{st: st}, Images: imageKeeper{st: st}, Installer: osInstaller{}})
+	r.RegisterActivity(&activities.Wiper{Dialer: dialer, Wiper: diskWiper{}, Keeper: wipeKeeper{st: st}, Install: installKeeper{st: st}})
 	r.RegisterActivity(&activities.Registration{
 		Keeper:       &registrationKeeper{st: st},
 		Dialer:       dialer,

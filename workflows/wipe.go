@@ -124,7 +124,7 @@ func (w *wipeWorkflow) act(ctx workflow.Context) error {
 		})
 		var erased activities.EraseDisksResult
 		if err := workflow.ExecuteActivity(ectx, wiper.EraseDisks, activities.EraseDisksInput{
-			MachineID: w.machineID, Ramdisk: ready, Disks: disks, Method: w.in.Erase,
+			OperationID: w.op.status.OperationID, MachineID: w.machineID, Ramdisk: ready, Disks: disks, Method: w.in.Erase,
 		}).Get(ctx, &erased); err != nil {
 			return err
 		}

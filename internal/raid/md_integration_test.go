@@ -79,6 +79,63 @@ func TestMDForReal(t *testing.T) {
 			return
 		}
 	}
+	t.Run("PlanClear", func(t *testing.T) { buildAndClearAll(ctx, t, m, "c1x"+suffix, "c2x"+suffix) })
+}
+
+// buildAndClearAll builds two RAID 1 arrays on the four disks, then tears
+// them down with PlanClear, as a wipe does: every array stopped, every
+// member's superblock zeroed. Only the arrays on the test's disks are
+// given to PlanClear, so that none of the machine's own is touched.
+func buildAndClearAll(ctx context.Context, t *testing.T, m mdMachine, first, second string) {
+	names := diskNames(m.disks)
+	spec := contract.RAIDSpec{Arrays: []contract.RAIDArray{
+		{Level: contract.RAID1, Controller: MDController, Name: first, Root: true, Disks: contract.DiskSelector{Slots: names[:2]}},
+		{Level: contract.RAID1, Controller: MDController, Name: second, Disks: contract.DiskSelector{Slots: names[2:]}},
+	}}
+	l, err := Plan(spec, mdInventory(ctx, t, m))
+	if err != nil {
+		t.Fatalf("Plan: %v", err)
+	}
+	if applied, err := Apply(ctx, m.runner, l, func(s string) { t.Logf("apply %s", s) }); err != nil {
+		t.Fatalf("Apply: %v\ndone: %q", err, applied.Done)
+	}
+
+	inv := mdInventory(ctx, t, m)
+	for i := range inv.RAID {
+		c := &inv.RAID[i]
+		c.LogicalDisks = slices.DeleteFunc(c.LogicalDisks, func(ld contract.RAIDLogicalDisk) bool {
+			return !slices.ContainsFunc(c.PhysicalDisks, func(d contract.RAIDPhysicalDisk) bool {
+				return d.Enclosure == ld.ID && slices.Contains(names, d.Slot)
+			})
+		})
+	}
+	clear, err := PlanClear(inv)
+	if err != nil {
+		t.Fatalf("PlanClear: %v", err)
+	}
+	stops := 0
+	for _, line := range argvLines(clear) {
+		if strings.HasPrefix(line, "mdadm --stop ") {
+			stops++
+		}
+	}
+	if stops != 2 {
+		t.Fatalf("teardown layout: got %q, want two arrays stopped", argvLines(clear))
+	}
+	if applied, err := Apply(ctx, m.runner, clear, func(s string) { t.Logf("clear %s", s) }); err != nil {
+		t.Fatalf("Apply the teardown: %v\ndone: %q", err, applied.Done)
+	}
+	for _, d := range mdstat(ctx, t, m).PhysicalDisks {
+		if slices.Contains(names, d.Slot) {
+			t.Errorf("after PlanClear /proc/mdstat still has %s in %s", d.Slot, d.Enclosure)
+		}
+	}
+	for _, n := range names {
+		out, err := m.runner.Run(ctx, []string{"mdadm", "--examine", "/dev/" + n})
+		if err == nil || !strings.Contains(err.Error()+string(out), "No md superblock") {
+			t.Errorf("mdadm --examine /dev/%s after PlanClear: got %v, %q; want no md superblock", n, err, out)
+		}
+	}
 }
 
 // buildAndTearDown builds one array, checks it, and clears it.

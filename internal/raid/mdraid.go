@@ -338,43 +338,15 @@ func (mdRAID) steps(c *ControllerLayout, _ *contract.RAIDController, inv contrac
 		return &c.Steps[len(c.Steps)-1]
 	}
 	// Arrays of the inventory with a member on a disk of the layout.
-	var zero []string
-	for _, rc := range inv.RAID {
-		if familyOfTool(rc.Tool) != MDController {
-			continue
-		}
-		for _, ld := range rc.LogicalDisks {
-			var mine []string
-			for _, m := range rc.PhysicalDisks {
-				if m.Enclosure != ld.ID {
-					continue
-				}
-				for _, d := range disks {
-					if onDisk(m.Slot, d) {
-						mine = append(mine, m.Slot)
-					}
-				}
-			}
-			if len(mine) == 0 {
-				continue
-			}
-			if !mdName(ld.ID) {
-				return badWord("md array", ld.ID)
-			}
-			add(StepClear, "mdadm", "--stop", "/dev/"+ld.ID)
-			for _, m := range mine {
-				if !blockName(m) {
-					return badWord("md member", m)
-				}
-				if !slices.Contains(zero, m) {
-					zero = append(zero, m)
-				}
-			}
-		}
+	onLayout := func(member string) bool {
+		return slices.ContainsFunc(disks, func(d string) bool { return onDisk(member, d) })
 	}
-	for _, m := range zero {
-		add(StepClear, "mdadm", "--zero-superblock", "/dev/"+m)
+	teardown, err := mdTeardown(mdArrays(inv),
+		func(a mdArray) bool { return slices.ContainsFunc(a.members, onLayout) }, onLayout)
+	if err != nil {
+		return err
 	}
+	c.Steps = append(c.Steps, teardown...)
 	for _, d := range disks {
 		add(StepClear, "wipefs", "-a", "/dev/"+d)
 	}
@@ -395,6 +367,67 @@ func (mdRAID) steps(c *ControllerLayout, _ *contract.RAIDController, inv contrac
 		add(StepCreate, argv...).Volumes = volumeRefs(c, ai, 0, 1)
 	}
 	return nil
+}
+
+// mdArray is an array of the inventory and its members, in the order the
+// inventory lists them.
+type mdArray struct {
+	id      string
+	members []string
+}
+
+// mdArrays lists the arrays of the inventory's Linux md controllers.
+func mdArrays(inv contract.Inventory) []mdArray {
+	var out []mdArray
+	for _, rc := range inv.RAID {
+		if familyOfTool(rc.Tool) != MDController {
+			continue
+		}
+		for _, ld := range rc.LogicalDisks {
+			a := mdArray{id: ld.ID}
+			for _, m := range rc.PhysicalDisks {
+				if m.Enclosure == ld.ID {
+					a.members = append(a.members, m.Slot)
+				}
+			}
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// mdTeardown returns the clear steps that stop each array stop reports
+// true for, then zero the superblock, once, of each member of those arrays
+// that zero reports true for.
+func mdTeardown(arrays []mdArray, stop func(mdArray) bool, zero func(member string) bool) ([]Step, error) {
+	var (
+		steps  []Step
+		zeroed []string
+	)
+	for _, a := range arrays {
+		if !stop(a) {
+			continue
+		}
+		if !mdName(a.id) {
+			return nil, badWord("md array", a.id)
+		}
+		steps = append(steps, Step{Kind: StepClear, Argv: []string{"mdadm", "--stop", "/dev/" + a.id}})
+		for _, m := range a.members {
+			if !zero(m) {
+				continue
+			}
+			if !blockName(m) {
+				return nil, badWord("md member", m)
+			}
+			if !slices.Contains(zeroed, m) {
+				zeroed = append(zeroed, m)
+			}
+		}
+	}
+	for _, m := range zeroed {
+		steps = append(steps, Step{Kind: StepClear, Argv: []string{"mdadm", "--zero-superblock", "/dev/" + m}})
+	}
+	return steps, nil
 }
 
 // listVolumes lists the running arrays of /proc/mdstat with the name each

@@ -33,6 +33,11 @@
 // first, and ResolveDevices finds the block device of each logical drive
 // built, for the caller to poll.
 //
+// Tearing down, for a wipe, reuses the same commands: PlanClear (clear.go)
+// plans, for every controller a tool reads, the family's check and clear
+// steps, and for Linux md the stop of every array and the zeroing of its
+// members; Apply runs it.
+//
 // Tool output is treated as hostile: it is size-checked, parsed without
 // panicking whatever its shape, and every count and string is bounded.
 // States are the tool's own words, lower-cased; RAID levels are normalized
