@@ -89,22 +89,10 @@ func (w *installWorkflow) setup(ctx workflow.Context) error {
 }
 
 func (w *installWorkflow) run(ctx workflow.Context) (contract.InstallResult, error) {
-	err := w.op.begin(ctx)
-	if err == nil {
-		err = w.act(ctx)
-	}
-	state := contract.MachineRunning
-	if err != nil {
-		state = contract.MachineError
-	}
 	// A failed install leaves the machine in its ramdisk (unless it was
 	// rebooted already), where a new attempt finds it.
-	w.finishMachine(ctx, state, err != nil && !w.rebooted)
-	power := w.power
-	if power == contract.PowerUnknown {
-		power = ""
-	}
-	return w.res, w.op.finish(ctx, err, power)
+	err := w.runOperation(ctx, contract.MachineRunning, func(err error) bool { return err != nil && !w.rebooted }, w.act)
+	return w.res, err
 }
 
 func (w *installWorkflow) act(ctx workflow.Context) error {

@@ -61,21 +61,9 @@ func (w *raidWorkflow) setup(ctx workflow.Context) error {
 }
 
 func (w *raidWorkflow) run(ctx workflow.Context) (contract.MakeRAIDResult, error) {
-	err := w.op.begin(ctx)
-	if err == nil {
-		err = w.act(ctx)
-	}
 	// Building RAID clears the disks: whatever ran there is gone.
-	state := contract.MachineReady
-	if err != nil {
-		state = contract.MachineError
-	}
-	w.finishMachine(ctx, state, err == nil && w.in.LeaveInRamdisk)
-	power := w.power
-	if power == contract.PowerUnknown {
-		power = ""
-	}
-	return w.res, w.op.finish(ctx, err, power)
+	err := w.runOperation(ctx, contract.MachineReady, func(err error) bool { return err == nil && w.in.LeaveInRamdisk }, w.act)
+	return w.res, err
 }
 
 func (w *raidWorkflow) act(ctx workflow.Context) error {

@@ -352,3 +352,25 @@ func (w *ramdiskFlow) finishMachine(ctx workflow.Context, state contract.Machine
 		workflow.GetLogger(ctx).Error("cannot close the registration", "machine_id", w.machineID, "error", err)
 	}
 }
+
+// runOperation runs act as the operation: it marks the operation begun,
+// runs act, closes the machine (state done on success, error otherwise;
+// keepRamdisk says, given act's error, whether the machine's ramdisk stays
+// on record) and finishes the operation with the power state seen.
+func (w *ramdiskFlow) runOperation(ctx workflow.Context, done contract.MachineState, keepRamdisk func(error) bool,
+	act func(workflow.Context) error) error {
+	err := w.op.begin(ctx)
+	if err == nil {
+		err = act(ctx)
+	}
+	state := done
+	if err != nil {
+		state = contract.MachineError
+	}
+	w.finishMachine(ctx, state, keepRamdisk(err))
+	power := w.power
+	if power == contract.PowerUnknown {
+		power = ""
+	}
+	return w.op.finish(ctx, err, power)
+}

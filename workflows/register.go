@@ -68,21 +68,9 @@ func (w *registerWorkflow) setup(ctx workflow.Context) error {
 }
 
 func (w *registerWorkflow) run(ctx workflow.Context) (contract.RegisterResult, error) {
-	err := w.op.begin(ctx)
-	if err == nil {
-		err = w.act(ctx)
-	}
-	state := contract.MachineReady
-	if err != nil {
-		state = contract.MachineError
-	}
-	w.finishMachine(ctx, state, err == nil && w.in.LeaveInRamdisk)
+	err := w.runOperation(ctx, contract.MachineReady, func(err error) bool { return err == nil && w.in.LeaveInRamdisk }, w.act)
 	w.res.PowerState = w.power
-	power := w.power
-	if power == contract.PowerUnknown {
-		power = ""
-	}
-	return w.res, w.op.finish(ctx, err, power)
+	return w.res, err
 }
 
 func (w *registerWorkflow) act(ctx workflow.Context) error {

@@ -51,20 +51,8 @@ func Wipe(ctx workflow.Context, in contract.WipeInput) (contract.WipeResult, err
 	if err != nil {
 		return w.res, err
 	}
-	err = w.op.begin(ctx)
-	if err == nil {
-		err = w.act(ctx)
-	}
-	state := contract.MachineReady
-	if err != nil {
-		state = contract.MachineError
-	}
-	w.finishMachine(ctx, state, err != nil)
-	power := w.power
-	if power == contract.PowerUnknown {
-		power = ""
-	}
-	return w.res, w.op.finish(ctx, err, power)
+	err = w.runOperation(ctx, contract.MachineReady, func(err error) bool { return err != nil }, w.act)
+	return w.res, err
 }
 
 type wipeWorkflow struct {
