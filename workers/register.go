@@ -453,6 +453,10 @@ func (k imageKeeper) ImageSource(ctx context.Context, ref string) (activities.Im
 func imageProgress(st *store.Store) func(ctx context.Context, operationID string, p activities.ImageWriteProgress, total int64) {
 	return func(ctx context.Context, operationID string, p activities.ImageWriteProgress, total int64) {
 		step := fmt.Sprintf("write_image: %.1f GiB at %.0f MB/s", float64(p.BytesOut)/(1<<30), p.RateMBps)
+		if total > 0 {
+			step = fmt.Sprintf("write_image: %.0f%% of %.1f GiB at %.0f MB/s", 100*min(1, float64(p.BytesOut)/float64(total)),
+				float64(total)/(1<<30), p.RateMBps)
+		}
 		ch := store.OperationUpdate{Step: &step}
 		if total > 0 {
 			// Writing the image is the middle of an install: 30 % to 80 %.

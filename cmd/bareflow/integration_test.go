@@ -294,6 +294,7 @@ type apiMachine struct {
 
 type apiOperation struct {
 	ID       string  `json:"id"`
+	Kind     string  `json:"kind"`
 	State    string  `json:"state"`
 	Step     string  `json:"step"`
 	Progress float64 `json:"progress"`
