@@ -119,10 +119,11 @@ func (a *Images) WriteImage(ctx context.Context, in WriteImageInput) (WriteImage
 	if err != nil {
 		return WriteImageResult{}, fmt.Errorf("read image %s: %w", in.Image, err)
 	}
-	format, ok := map[contract.ImageFormat]string{contract.ImageRaw: "raw", contract.ImageRawGzip: "gzip", contract.ImageRawZstd: "zstd"}[src.Format]
+	format, ok := map[contract.ImageFormat]string{contract.ImageRaw: "raw", contract.ImageRawGzip: "gzip", contract.ImageRawZstd: "zstd",
+		contract.ImageQCOW2: "qcow2"}[src.Format]
 	if !ok {
 		return WriteImageResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("image %s is %s: the streaming writer takes raw, raw.gz and raw.zst; convert it (qemu-img convert -O raw, then zstd)", in.Image, src.Format),
+			fmt.Sprintf("image %s is %s: the streaming writer takes raw, raw.gz, raw.zst and qcow2; convert it (qemu-img convert -O raw, then zstd)", in.Image, src.Format),
 			ErrImageUnsupportedFormat, nil)
 	}
 	defer keepBeating(ctx, "write image")()
@@ -198,6 +199,10 @@ func (a *Images) WriteImage(ctx context.Context, in WriteImageInput) (WriteImage
 				in.Image, src.ChecksumAlgo, in.Target, final.Message), ErrImageChecksumMismatch, nil)
 	case final.Error == "ImageUnsupportedFormat":
 		return WriteImageResult{}, temporal.NewNonRetryableApplicationError(final.Message, ErrImageUnsupportedFormat, nil)
+	case final.Error == contract.ErrImageCorrupt:
+		return WriteImageResult{}, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("image %s is corrupt: %s; %s holds what was written and must not be booted", in.Image, final.Message, in.Target),
+			contract.ErrImageCorrupt, nil)
 	case ctx.Err() != nil:
 		return WriteImageResult{}, ctx.Err()
 	case runErr != nil:

@@ -27,6 +27,9 @@ const (
 	ErrImageNotFound = "ImageNotFound"
 	// ErrImageUnsupportedFormat: the writer cannot stream the image.
 	ErrImageUnsupportedFormat = "ImageUnsupportedFormat"
+	// ErrImageCorrupt: the image's structure is invalid (a qcow2 table
+	// pointing past the file's end, overlapping clusters).
+	ErrImageCorrupt = "ImageCorrupt"
 	// ErrDiskLayout: the written image's partitions cannot be grown or
 	// completed as asked.
 	ErrDiskLayout = "DiskLayout"

@@ -38,6 +38,7 @@ type imageLab struct {
 	ready  contract.RamdiskReady
 	disk   string
 	image  []byte
+	qcow   []byte
 	// delay slows the HTTP server down, per 64 KiB.
 	delay time.Duration
 	srv   *httptest.Server
@@ -112,9 +113,35 @@ func newImageLab(t *testing.T) *imageLab {
 	return l
 }
 
-// serve serves /image.raw and /image.raw.gz with Range, slowed by delay.
+// qcow2 is the image as a compressed qcow2 file, made once.
+func (l *imageLab) qcow2(t *testing.T) []byte {
+	t.Helper()
+	if l.qcow != nil {
+		return l.qcow
+	}
+	dir := t.TempDir()
+	raw, q := filepath.Join(dir, "image.raw"), filepath.Join(dir, "image.qcow2")
+	if err := os.WriteFile(raw, l.image, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", raw, q).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.qcow = b
+	return b
+}
+
+// serve serves /image.raw, /image.raw.gz and /image.qcow2 with Range,
+// slowed by delay.
 func (l *imageLab) serve(w http.ResponseWriter, r *http.Request) {
 	body := l.image
+	if strings.HasSuffix(r.URL.Path, ".qcow2") {
+		body = l.qcow
+	}
 	if strings.HasSuffix(r.URL.Path, ".gz") {
 		var buf bytes.Buffer
 		zw := gzip.NewWriter(&buf)
@@ -222,7 +249,8 @@ func TestWriteImageThroughTheRamdisk(t *testing.T) {
 		"raw":   {URL: l.srv.URL + "/image.raw", Format: contract.ImageRaw, ChecksumAlgo: "sha256", Checksum: sum256(l.image)},
 		"gz":    {URL: l.srv.URL + "/image.raw.gz", Format: contract.ImageRawGzip, ChecksumAlgo: "sha256", Checksum: sum256(gz.Bytes())},
 		"bad":   {URL: l.srv.URL + "/image.raw", Format: contract.ImageRaw, ChecksumAlgo: "sha256", Checksum: strings.Repeat("0", 64)},
-		"qcow2": {URL: l.srv.URL + "/image.qcow2", Format: contract.ImageQCOW2, ChecksumAlgo: "sha256", Checksum: strings.Repeat("0", 64)},
+		"xz":    {URL: l.srv.URL + "/image.raw.xz", Format: contract.ImageRawXz, ChecksumAlgo: "sha256", Checksum: strings.Repeat("0", 64)},
+		"qcow2": {URL: l.srv.URL + "/image.qcow2", Format: contract.ImageQCOW2, ChecksumAlgo: "sha256", Checksum: sum256(l.qcow2(t))},
 	}
 
 	t.Run("gzip", func(t *testing.T) {
@@ -244,11 +272,23 @@ func TestWriteImageThroughTheRamdisk(t *testing.T) {
 			t.Errorf("error %q does not name the disk to distrust", err)
 		}
 	})
-	t.Run("qcow2 refused", func(t *testing.T) {
-		_, err := l.write(t, "qcow2", srcs)
+	t.Run("xz refused", func(t *testing.T) {
+		_, err := l.write(t, "xz", srcs)
 		var ae *temporal.ApplicationError
 		if !errors.As(err, &ae) || ae.Type() != activities.ErrImageUnsupportedFormat {
 			t.Fatalf("got %v, want %s", err, activities.ErrImageUnsupportedFormat)
+		}
+	})
+	t.Run("qcow2", func(t *testing.T) {
+		if err := exec.Command("dd", "if=/dev/zero", "of="+l.disk, "bs=1M", "count=48", "oflag=direct", "status=none").Run(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := l.write(t, "qcow2", srcs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Checksum != srcs["qcow2"].Checksum || !l.diskHas(t, l.image) {
+			t.Errorf("got %+v, want the qcow2's checksum and the image's content on the disk", res)
 		}
 	})
 	t.Run("resumes after the worker dies", func(t *testing.T) {

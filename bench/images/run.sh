@@ -4,11 +4,17 @@
 #   download  curl the raw image to a file, then qemu-img convert -O raw onto the target
 #   pipe      curl | zstd -d | dd oflag=direct bs=4M
 #   local     qemu-img convert -W -O raw from a local raw file
+# and the same image as qcow2 (qemu-img convert -O qcow2: 64 KiB clusters, not compressed):
+#   writer-qcow2     bareflow-imagewriter from the .qcow2 URL, --target-zeroed
+#   writer-qcow2-nz  the same without --target-zeroed: the holes are zeroed (BLKZEROOUT)
+#   download-qcow2   curl the qcow2 image to a file, then qemu-img convert -O raw onto the target
+#   local-qcow2      qemu-img convert -W -O raw from a local qcow2 file
 # Wall time includes a final sync; device writes come from the loop device's
 # /sys/block/*/stat (a file's allocated blocks without a loop device); peak
 # RSS is /usr/bin/time's maximum over the processes of the command.
 # Needs root (loop device, drop_caches), curl, zstd, qemu-img, /usr/bin/time.
-# Environment: SIZE_MIB (1024), DATA_MIB (300), RUNS (3), WORK (build/bench/images).
+# Environment: SIZE_MIB (1024), DATA_MIB (300), RUNS (3), WORK (build/bench/images),
+# METHODS (all of the above, in that order).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -41,7 +47,11 @@ if [[ ! -f "$img.zst" || ! -f "$WORK/.built-$SIZE_MIB-$DATA_MIB" ]]; then
 	zstd -q -T0 -3 -f "$img" -o "$img.zst"
 	touch "$WORK/.built-$SIZE_MIB-$DATA_MIB"
 fi
+if [[ ! -f "$img.qcow2" || "$img.qcow2" -ot "$WORK/.built-$SIZE_MIB-$DATA_MIB" ]]; then
+	qemu-img convert -f raw -O qcow2 -o cluster_size=64k "$img" "$img.qcow2"
+fi
 sum=$(sha256sum "$img.zst" | cut -d' ' -f1)
+qsum=$(sha256sum "$img.qcow2" | cut -d' ' -f1)
 data_bytes=$(( $(du -B1 "$img" | cut -f1) ))
 
 "$WORK/server" -dir "$WORK/srv" >"$WORK/server.addr" &
@@ -65,10 +75,10 @@ fi
 # (the source stands for a remote server, not this disk).
 reset() {
 	if [[ -n $loop ]]; then blkdiscard "$loop"; else truncate -s 0 "$backing"; truncate -s "$((SIZE_MIB + 64))M" "$backing"; fi
-	rm -f "$WORK/download.raw"
+	rm -f "$WORK/download.raw" "$WORK/download.qcow2"
 	sync
 	echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
-	cat "$img" "$img.zst" >/dev/null
+	cat "$img" "$img.zst" "$img.qcow2" >/dev/null
 }
 
 written() {
@@ -84,13 +94,18 @@ declare -A cmds=(
 	[download]="curl -sf -o $WORK/download.raw $url/image.raw && qemu-img convert -n -O raw $WORK/download.raw $target; rm -f $WORK/download.raw"
 	[pipe]="curl -sf $url/image.raw.zst | zstd -dc | dd of=$target oflag=direct bs=4M status=none"
 	[local]="qemu-img convert -n -W -O raw $img $target"
+	[writer-qcow2]="$WORK/bareflow-imagewriter --url $url/image.raw.qcow2 --checksum sha256:$qsum --target $target --target-zeroed --state-dir $WORK/state >/dev/null"
+	[writer-qcow2-nz]="$WORK/bareflow-imagewriter --url $url/image.raw.qcow2 --checksum sha256:$qsum --target $target --state-dir $WORK/state >/dev/null"
+	[download-qcow2]="curl -sf -o $WORK/download.qcow2 $url/image.raw.qcow2 && qemu-img convert -n -f qcow2 -O raw $WORK/download.qcow2 $target; rm -f $WORK/download.qcow2"
+	[local-qcow2]="qemu-img convert -n -W -f qcow2 -O raw $img.qcow2 $target"
 )
+read -r -a methods <<<"${METHODS:-writer download pipe local writer-qcow2 writer-qcow2-nz download-qcow2 local-qcow2}"
 
 printf '%s\n' "machine: $(nproc) cpus, $(awk '/MemTotal/{print $2/1024 " MiB"}' /proc/meminfo), $(uname -r), target ${target}" \
-	"image: ${SIZE_MIB} MiB raw, ${data_bytes} bytes allocated, zst $(stat -c %s "$img.zst") bytes"
+	"image: ${SIZE_MIB} MiB raw, ${data_bytes} bytes allocated, zst $(stat -c %s "$img.zst") bytes, qcow2 $(stat -c %s "$img.qcow2") bytes"
 echo "method run wall_s device_bytes peak_rss_kib" >"$WORK/results.txt"
 for run in $(seq "$RUNS"); do
-	for m in writer download pipe local; do
+	for m in "${methods[@]}"; do
 		reset
 		before=$(written)
 		start=$(date +%s.%N)
@@ -106,8 +121,8 @@ done
 
 echo
 echo "median of $RUNS runs:"
-for m in writer download pipe local; do
+for m in "${methods[@]}"; do
 	gawk -v m="$m" '$1 == m {w[++n] = $3; b[n] = $4; r[n] = $5} END {
 		asort(w); asort(b); asort(r); i = int((n + 1) / 2)
-		printf "%-9s wall %6.2f s  device %7.1f MiB  peak RSS %7.1f MiB\n", m, w[i], b[i] / 1048576, r[i] / 1024 }' "$WORK/results.txt"
+		printf "%-15s wall %6.2f s  device %7.1f MiB  peak RSS %7.1f MiB\n", m, w[i], b[i] / 1048576, r[i] / 1024 }' "$WORK/results.txt"
 done

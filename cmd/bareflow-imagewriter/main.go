@@ -1,9 +1,10 @@
 // Command bareflow-imagewriter writes an OS image from HTTP(S) onto a disk
-// from inside the ramdisk (see package bareflow/internal/images). It prints
+// from inside the ramdisk (see package bareflow/internal/images): raw, gzip,
+// zstd or qcow2 (which needs a server that answers range requests). It prints
 // one JSON progress line per second on stdout, then a final line:
 //
 //	{"bytes_in":…,"bytes_out":…,"rate_mbps":…,"written":…}
-//	{"done":true,"sha256":"…","bytes_out":…,"written":…}
+//	{"done":true,"sha256":"…","bytes_out":…,"written":…,"zeroed":…}
 //	{"error":"ImageChecksumMismatch","message":"…"}
 //
 // Exit status: 0 done, 1 failure (retryable), 2 usage, 3 checksum mismatch.
@@ -79,10 +80,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	)
 	fs.StringVar(&job.URL, "url", "", "image `URL` (http or https)")
 	fs.Var(header, "header", "extra request header `NAME:VALUE` (repeatable)")
-	fs.StringVar(&format, "format", "auto", "image format: raw, gzip, zstd or auto (by magic bytes)")
+	fs.StringVar(&format, "format", "auto", "image format: raw, gzip, zstd, qcow2 or auto (by magic bytes)")
 	fs.StringVar(&checksum, "checksum", "", "digest of the image file: sha256:HEX or sha512:HEX")
 	fs.StringVar(&job.Target, "target", "", "block device or file to write")
-	fs.BoolVar(&job.TargetZeroed, "target-zeroed", false, "the target reads as zeros: skip writing zero pages")
+	fs.BoolVar(&job.TargetZeroed, "target-zeroed", false, "the target reads as zeros: skip writing zero pages (and a qcow2 image's holes)")
 	fs.StringVar(&job.StateDir, "state-dir", "/run/bareflow-imagewriter", "directory of checkpoint files (empty: none)")
 	fs.BoolVar(&job.Resume, "resume", false, "continue from the last checkpoint of this image on this target")
 	fs.BoolVar(&job.Direct, "direct", true, "write with O_DIRECT when the target supports it")
@@ -149,6 +150,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"downloaded":           res.Downloaded,
 		"bytes_out":            res.BytesOut,
 		"written":              res.Written,
+		"zeroed":               res.Zeroed,
 		"resumed_at":           res.ResumedAt,
 		"direct":               res.Direct,
 	})
@@ -179,6 +181,8 @@ func errorType(err error) string {
 		return "ImageChecksumMismatch"
 	case errors.Is(err, images.ErrTruncated):
 		return "ImageTruncated"
+	case errors.Is(err, images.ErrCorruptImage):
+		return "ImageCorrupt"
 	case errors.Is(err, images.ErrUnsupportedFormat):
 		return "ImageUnsupportedFormat"
 	case errors.Is(err, context.Canceled):

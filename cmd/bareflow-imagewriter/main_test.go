@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain runs main when the test binary is re-executed as the command.
@@ -110,6 +111,67 @@ func TestCommand(t *testing.T) {
 				if last := lines[len(lines)-1]; last["error"] != tc.last {
 					t.Errorf("last line: got %v, want error %s", last, tc.last)
 				}
+			}
+		})
+	}
+}
+
+// TestCommandQcow2 writes a qcow2 image made by qemu-img and compares the
+// target with qemu-img's own conversion.
+func TestCommandQcow2(t *testing.T) {
+	qemuImg, err := exec.LookPath("qemu-img")
+	if err != nil {
+		t.Skipf("qemu-img is not installed: %v", err)
+	}
+	dir := t.TempDir()
+	raw := make([]byte, 8<<20)
+	copy(raw[1<<20:], bytes.Repeat([]byte("bareflow qcow2 "), 100000))
+	copy(raw[6<<20:], bytes.Repeat([]byte{0xfe, 0x01, 0x77}, 30000))
+	if err := os.WriteFile(filepath.Join(dir, "source.raw"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "image.qcow2")
+	for _, args := range [][]string{
+		{"convert", "-c", "-f", "raw", "-O", "qcow2", filepath.Join(dir, "source.raw"), img},
+		{"convert", "-f", "qcow2", "-O", "raw", img, filepath.Join(dir, "want.raw")},
+	} {
+		if out, err := exec.Command(qemuImg, args...).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img %v: %v\n%s", args, err, out)
+		}
+	}
+	file, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, "want.raw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "image.qcow2", time.Time{}, bytes.NewReader(file))
+	}))
+	defer srv.Close()
+	sum := sha256.Sum256(file)
+
+	for _, format := range []string{"qcow2", "auto"} {
+		t.Run(format, func(t *testing.T) {
+			dir := t.TempDir()
+			target := filepath.Join(dir, "disk")
+			// Not zeroed: the image's holes must be made zeros.
+			if err := os.WriteFile(target, bytes.Repeat([]byte{0xab}, len(want)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, lines := command(t, "--url", srv.URL, "--format", format, "--checksum", "sha256:"+hex.EncodeToString(sum[:]),
+				"--target", target, "--state-dir", filepath.Join(dir, "state"))
+			if code != 0 {
+				t.Fatalf("exit code: got %d, want 0 (output %v)", code, lines)
+			}
+			last := lines[len(lines)-1]
+			if last["done"] != true || last["format"] != "qcow2" || last["bytes_out"] != float64(len(want)) || last["bytes_in"] != float64(len(file)) {
+				t.Errorf("last line: got %v, want done, qcow2, %d bytes out, %d in", last, len(want), len(file))
+			}
+			if got, err := os.ReadFile(target); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("target: got %d bytes (%v), want qemu-img's conversion of %d bytes", len(got), err, len(want))
 			}
 		})
 	}

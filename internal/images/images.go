@@ -11,14 +11,19 @@
 // For a compressed image the hash runs in its own goroutine, a few chunks
 // ahead of the decompressor (hashAhead).
 //
-// Formats are raw, gzip and zstd (auto-detected by magic bytes). qcow2 is
-// refused: convert it with qemu-img. xz is refused: it needs a module the
-// build does not have.
+// Formats are raw, gzip, zstd and qcow2 (auto-detected by magic bytes). xz is
+// refused: it needs a module the build does not have.
+//
+// A qcow2 image is read with a few range requests first (header, L1 and L2
+// tables: the map of its clusters), then with one sequential GET whose bytes
+// are hashed as served and, where they hold a data cluster, written at the
+// cluster's place in the image (qcow2.go, qcowstream.go, docs/images.md).
 //
 // At each checkpoint the writer fsyncs the target and records in a state file
 // how far the target is known good; a later run with Resume continues from
 // there. A raw image resumes with an HTTP Range request and the digest state
-// saved in the checkpoint; a compressed image is downloaded again from the
+// saved in the checkpoint, and so does a qcow2 image (from the file offset
+// the checkpoint reached); a compressed image is downloaded again from the
 // start and re-hashed, and the blocks below the checkpoint are not rewritten.
 package images
 
@@ -53,12 +58,15 @@ const (
 	FormatRaw  Format = "raw"
 	FormatGzip Format = "gzip"
 	FormatZstd Format = "zstd"
+	// FormatQcow2 is a qcow2 image (versions 2 and 3) without backing file,
+	// encryption or external data file.
+	FormatQcow2 Format = "qcow2"
 )
 
 // Validate reports whether f is a known format.
 func (f Format) Validate() error {
 	switch f {
-	case FormatAuto, FormatRaw, FormatGzip, FormatZstd:
+	case FormatAuto, FormatRaw, FormatGzip, FormatZstd, FormatQcow2:
 		return nil
 	}
 	return fmt.Errorf("%w: %q", ErrUnsupportedFormat, string(f))
@@ -71,8 +79,17 @@ var (
 	ErrChecksumMismatch = errors.New("image checksum mismatch")
 	// ErrTruncated: the download ended before the image did.
 	ErrTruncated = errors.New("image download truncated")
-	// ErrUnsupportedFormat: the image is qcow2, xz or an unknown format name.
+	// ErrUnsupportedFormat: the image is xz, an unknown format name, or a
+	// qcow2 image with a feature the writer does not take (backing file,
+	// encryption, external data file, extended L2 entries), or its server
+	// does not answer range requests.
 	ErrUnsupportedFormat = errors.New("unsupported image format")
+	// ErrCorruptImage: the qcow2 image's structure is invalid (a table
+	// beyond the end of the file, overlapping clusters, reserved bits set, a
+	// compressed cluster that does not decompress). It wraps
+	// ErrUnsupportedFormat, so that a caller that only knows that error
+	// fails for good too.
+	ErrCorruptImage = fmt.Errorf("corrupt image (%w)", ErrUnsupportedFormat)
 )
 
 // Defaults of Job.
@@ -154,7 +171,10 @@ func (j *Job) validate() error {
 type Progress struct {
 	// BytesIn is the position in the image file as served.
 	BytesIn int64
-	// BytesOut is the position in the image (decompressed).
+	// BytesOut is the position in the image (decompressed). For qcow2, where
+	// clusters do not come in the image's order, it counts the bytes of the
+	// image accounted for: the zero ranges first, then each data cluster as
+	// it passes.
 	BytesOut int64
 	// Written counts bytes written to the target by this run.
 	Written int64
@@ -168,14 +188,20 @@ type Result struct {
 	Checksum Checksum
 	// Format is the image's format (detected when the job said auto).
 	Format Format
-	// BytesIn is the size of the image file; Downloaded what this run fetched.
+	// BytesIn is the size of the image file; Downloaded what this run
+	// fetched (for qcow2, with the tables' range requests).
 	BytesIn    int64
 	Downloaded int64
 	// BytesOut is the size of the image.
 	BytesOut int64
 	// Written counts bytes written to the target by this run.
 	Written int64
-	// ResumedAt is where this run started writing (0 for a fresh write).
+	// Zeroed counts bytes this run made read as zeros without writing them
+	// (qcow2 holes on a target not known to be zeroed: BLKZEROOUT or a
+	// punched hole).
+	Zeroed int64
+	// ResumedAt is where this run started writing (0 for a fresh write);
+	// for qcow2 it is an offset in the file.
 	ResumedAt int64
 	// Direct reports whether the writes bypassed the page cache.
 	Direct bool
@@ -195,10 +221,12 @@ type Writer struct {
 }
 
 // block is a filled buffer and where it goes; a non-nil ckpt is recorded
-// once the block is written and the target synced.
+// once the block is written and the target synced. done is Progress.BytesOut
+// once the block is written. A block may carry only a checkpoint (buf nil).
 type block struct {
 	buf  []byte
 	off  int64
+	done int64
 	ckpt *checkpoint
 }
 
@@ -213,10 +241,12 @@ type run struct {
 	hash      hash.Hash
 	srcStart  int64 // source offset of the response's first byte
 	skipBelow int64 // target offsets below are already good: not rewritten
+	skipSrc   int64 // qcow2: clusters below this file offset are already good
 	size      int64 // of the image file, -1 when unknown
 	format    Format
 
 	bytesIn, bytesOut, written atomic.Int64
+	metaIn                     atomic.Int64 // fetched by range requests for tables
 }
 
 // Write streams job.URL onto job.Target and verifies the checksum. A
@@ -252,22 +282,8 @@ func (w *Writer) Write(ctx context.Context, job Job) (Result, error) {
 	defer t.close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	body, err := r.open(ctx, prev)
-	if err != nil {
-		return Result{}, err
-	}
-	defer body.Close()
-	if r.format == FormatRaw && r.size > 0 && t.size > 0 && r.size > t.size {
-		return Result{}, fmt.Errorf("image of %d bytes does not fit target %s of %d bytes", r.size, job.Target, t.size)
-	}
-	if r.srcStart > 0 {
-		r.log.Info("resuming with a range request", "offset", r.srcStart)
-	} else if r.skipBelow > 0 {
-		r.log.Info("resuming from the start, not rewriting the verified part", "offset", r.skipBelow)
-	}
-
 	stop := r.report()
-	res, err := r.pipeline(ctx, cancel, body, t)
+	res, err := r.write(ctx, cancel, t, prev)
 	stop()
 	if err != nil {
 		if errors.Is(err, ErrChecksumMismatch) && r.state != "" {
@@ -279,6 +295,47 @@ func (w *Writer) Write(ctx context.Context, job Job) (Result, error) {
 		removeState(r.state)
 	}
 	return res, nil
+}
+
+// write sends the request, detects the format and runs the pipeline; a qcow2
+// image takes its own path (writeQcow2).
+func (r *run) write(ctx context.Context, cancel context.CancelFunc, t *target, prev *checkpoint) (Result, error) {
+	if r.job.Format == FormatQcow2 || (prev != nil && prev.Format == FormatQcow2) {
+		return r.writeQcow2(ctx, cancel, t, prev)
+	}
+	body, err := r.open(ctx, prev)
+	if err != nil {
+		return Result{}, err
+	}
+	defer body.Close()
+	br := bufio.NewReaderSize(body, 1<<20)
+	if r.format == FormatAuto {
+		magic, _ := br.Peek(8)
+		r.format = detect(magic)
+		if r.format == "" {
+			return Result{}, fmt.Errorf("%w: %s", ErrUnsupportedFormat, describeMagic(magic))
+		}
+		if r.format == FormatQcow2 {
+			// The tables come first, with range requests; the whole file
+			// follows in a GET of its own.
+			body.Close()
+			r.srcStart, r.skipBelow = 0, 0
+			return r.writeQcow2(ctx, cancel, t, nil)
+		}
+	}
+	if r.format == FormatRaw && r.size > 0 && t.size > 0 && r.size > t.size {
+		return Result{}, fmt.Errorf("image of %d bytes does not fit target %s of %d bytes", r.size, r.job.Target, t.size)
+	}
+	if r.srcStart > 0 {
+		r.log.Info("resuming with a range request", "offset", r.srcStart)
+	} else if r.skipBelow > 0 {
+		r.log.Info("resuming from the start, not rewriting the verified part", "offset", r.skipBelow)
+	}
+	r.bytesIn.Store(r.srcStart)
+	r.bytesOut.Store(r.srcStart)
+	return r.pipeline(ctx, cancel, t, func(free <-chan []byte, full chan<- block) (int64, error) {
+		return r.produce(ctx, br, free, full)
+	})
 }
 
 // open sends the request, resuming from prev when it allows, and sets the
@@ -293,7 +350,8 @@ func (r *run) open(ctx context.Context, prev *checkpoint) (io.ReadCloser, error)
 			req.Header.Add(k, v)
 		}
 	}
-	rangeResume := prev != nil && prev.Format == FormatRaw && prev.SrcOffset > 0 && prev.SrcOffset == prev.DstOffset && len(prev.HashState) > 0
+	rangeResume := prev != nil && prev.SrcOffset > 0 && len(prev.HashState) > 0 &&
+		(prev.Format == FormatRaw && prev.SrcOffset == prev.DstOffset || prev.Format == FormatQcow2)
 	if rangeResume {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", prev.SrcOffset))
 		switch {
@@ -316,7 +374,9 @@ func (r *run) open(ctx context.Context, prev *checkpoint) (io.ReadCloser, error)
 		return nil, err
 	}
 	r.hash = r.job.Checksum.newHash()
-	r.format = r.job.Format
+	if r.format == "" {
+		r.format = r.job.Format
+	}
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && rangeResume:
 		start, size, err := parseContentRange(resp.Header.Get("Content-Range"))
@@ -326,10 +386,14 @@ func (r *run) open(ctx context.Context, prev *checkpoint) (io.ReadCloser, error)
 		if err := r.hash.(encoding.BinaryUnmarshaler).UnmarshalBinary(prev.HashState); err != nil {
 			return fail(fmt.Errorf("restore hash state: %w", err))
 		}
-		r.srcStart, r.size, r.format = start, size, FormatRaw
+		r.srcStart, r.size, r.format = start, size, prev.Format
 	case resp.StatusCode == http.StatusOK:
 		r.size = resp.ContentLength
-		if prev != nil {
+		switch {
+		case prev == nil:
+		case prev.Format == FormatQcow2:
+			r.skipSrc = prev.SrcOffset
+		default:
 			// The server sent the whole file (no range support, or the file
 			// changed): re-hash from the start, rewrite only past the
 			// checkpoint; the checksum decides at the end.
@@ -395,18 +459,10 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// decoder returns the reader of the image from the file's reader, detecting
-// the format when it is auto.
+// decoder returns the reader of the image from the file's reader.
 // It also returns the reader of the file itself (hashed), to read what
 // follows the end of a compressed stream.
 func (r *run) decoder(br *bufio.Reader) (src, file io.Reader, closeSrc func(), err error) {
-	if r.format == FormatAuto {
-		magic, _ := br.Peek(8)
-		r.format = detect(magic)
-		if r.format == "" {
-			return nil, nil, nil, fmt.Errorf("%w: %s", ErrUnsupportedFormat, describeMagic(magic))
-		}
-	}
 	if r.format == FormatRaw {
 		hr := &hashingReader{r: br, h: r.hash, n: &r.bytesIn}
 		return hr, hr, func() {}, nil
@@ -445,32 +501,34 @@ func detect(magic []byte) Format {
 		return FormatZstd
 	case bytes.HasPrefix(magic, magicGzip):
 		return FormatGzip
-	case bytes.HasPrefix(magic, magicXz), bytes.HasPrefix(magic, magicQcow2):
+	case bytes.HasPrefix(magic, magicQcow2):
+		return FormatQcow2
+	case bytes.HasPrefix(magic, magicXz):
 		return ""
 	}
 	return FormatRaw
 }
 
 func describeMagic(magic []byte) string {
-	switch {
-	case bytes.HasPrefix(magic, magicXz):
+	if bytes.HasPrefix(magic, magicXz) {
 		return "xz (not supported: decompress it, or recompress with zstd)"
-	case bytes.HasPrefix(magic, magicQcow2):
-		return "qcow2 (convert it with qemu-img)"
 	}
 	return "unknown"
 }
 
+// producer fills buffers taken from free and sends them to full, in the
+// order they are to be written; it returns the image size once the file is
+// read and its checksum verified.
+type producer func(free <-chan []byte, full chan<- block) (int64, error)
+
 // pipeline runs the producer (download, hash, decompress) in a goroutine and
 // the writer in this one.
-func (r *run) pipeline(ctx context.Context, cancel context.CancelFunc, body io.Reader, t *target) (Result, error) {
+func (r *run) pipeline(ctx context.Context, cancel context.CancelFunc, t *target, produce producer) (Result, error) {
 	free := make(chan []byte, buffers)
 	for range buffers {
 		free <- alignedBuffer(r.job.BlockSize)
 	}
 	full := make(chan block, buffers)
-	r.bytesIn.Store(r.srcStart)
-	r.bytesOut.Store(r.srcStart)
 
 	var (
 		prodErr error
@@ -478,7 +536,7 @@ func (r *run) pipeline(ctx context.Context, cancel context.CancelFunc, body io.R
 	)
 	go func() {
 		defer close(full)
-		total, prodErr = r.produce(ctx, body, free, full)
+		total, prodErr = produce(free, full)
 	}()
 
 	var werr error
@@ -489,7 +547,9 @@ func (r *run) pipeline(ctx context.Context, cancel context.CancelFunc, body io.R
 				cancel()
 			}
 		}
-		free <- b.buf[:cap(b.buf)]
+		if b.buf != nil {
+			free <- b.buf[:cap(b.buf)]
+		}
 	}
 	// full is closed: the producer has returned.
 	if werr != nil {
@@ -505,10 +565,11 @@ func (r *run) pipeline(ctx context.Context, cancel context.CancelFunc, body io.R
 		Checksum:   r.job.Checksum,
 		Format:     r.format,
 		BytesIn:    r.bytesIn.Load(),
-		Downloaded: r.bytesIn.Load() - r.srcStart,
+		Downloaded: r.bytesIn.Load() - r.srcStart + r.metaIn.Load(),
 		BytesOut:   total,
 		Written:    t.written,
-		ResumedAt:  max(r.srcStart, r.skipBelow),
+		Zeroed:     t.zeroed,
+		ResumedAt:  max(r.srcStart, r.skipBelow, r.skipSrc),
 		Direct:     t.Direct(),
 	}, nil
 }
@@ -532,7 +593,7 @@ func (r *run) writeBlock(t *target, b block) error {
 		return err
 	}
 	r.written.Store(t.written)
-	r.bytesOut.Store(b.off + int64(len(b.buf)))
+	r.bytesOut.Store(b.done)
 	if b.ckpt == nil {
 		return nil
 	}
@@ -548,8 +609,7 @@ func (r *run) writeBlock(t *target, b block) error {
 
 // produce fills buffers from the image and sends them to full; it returns
 // the image size once the file is read and its checksum verified.
-func (r *run) produce(ctx context.Context, body io.Reader, free <-chan []byte, full chan<- block) (int64, error) {
-	br := bufio.NewReaderSize(body, 1<<20)
+func (r *run) produce(ctx context.Context, br *bufio.Reader, free <-chan []byte, full chan<- block) (int64, error) {
 	src, file, closeSrc, err := r.decoder(br)
 	if err != nil {
 		return 0, err
@@ -570,7 +630,7 @@ func (r *run) produce(ctx context.Context, body io.Reader, free <-chan []byte, f
 			return 0, r.readError(err)
 		}
 		if n > 0 {
-			b := block{buf: buf[:n], off: off}
+			b := block{buf: buf[:n], off: off, done: off + int64(n)}
 			off += int64(n)
 			if r.state != "" && off > r.skipBelow && err == nil &&
 				(off-lastOff >= r.job.CheckpointBytes || time.Since(lastTime) >= r.job.CheckpointInterval) {
@@ -594,11 +654,19 @@ func (r *run) produce(ctx context.Context, body io.Reader, free <-chan []byte, f
 	if r.size >= 0 && r.bytesIn.Load() != r.size {
 		return 0, fmt.Errorf("%w: got %d of %d bytes", ErrTruncated, r.bytesIn.Load(), r.size)
 	}
-	if sum := r.hash.Sum(nil); !bytes.Equal(sum, r.job.Checksum.Sum) {
-		return 0, fmt.Errorf("%w: got %s, want %s", ErrChecksumMismatch,
-			Checksum{Algorithm: r.job.Checksum.Algorithm, Sum: sum}, r.job.Checksum)
+	if err := r.verify(); err != nil {
+		return 0, err
 	}
 	return off, nil
+}
+
+// verify compares the digest of the file with the one expected.
+func (r *run) verify() error {
+	if sum := r.hash.Sum(nil); !bytes.Equal(sum, r.job.Checksum.Sum) {
+		return fmt.Errorf("%w: got %s, want %s", ErrChecksumMismatch,
+			Checksum{Algorithm: r.job.Checksum.Algorithm, Sum: sum}, r.job.Checksum)
+	}
+	return nil
 }
 
 // checkpoint describes the state once the image's first off bytes are on the

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -68,14 +69,19 @@ func sha256Of(b []byte) Checksum {
 }
 
 // server serves one file with Range support, counting the bytes it sends.
+// truncate and stallAfter apply to requests without a Range header (the
+// whole file).
 type server struct {
 	*httptest.Server
 	body       []byte
 	sent       atomic.Int64
 	noRange    bool
+	noResume   bool   // ignore open-ended ranges ("bytes=N-"), as a resume sends
+	rangeBody  []byte // served to requests with a Range header instead of body
 	truncate   bool
-	stallAfter atomic.Int64 // >0: send that many bytes, then hang
-	header     string       // required "Name: value"
+	stallAfter atomic.Int64   // >0: send that many bytes, then hang
+	stalled    sync.WaitGroup // handlers in the stall
+	header     string         // required "Name: value"
 }
 
 func newServer(t *testing.T, body []byte) *server {
@@ -104,15 +110,21 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if s.noRange {
+	if s.noRange || (s.noResume && strings.HasSuffix(r.Header.Get("Range"), "-")) {
 		r.Header.Del("Range")
 	}
+	body, whole := s.body, r.Header.Get("Range") == ""
+	if !whole && s.rangeBody != nil {
+		body = s.rangeBody
+	}
 	switch {
-	case s.truncate:
+	case s.truncate && whole:
 		w.Header().Set("Content-Length", strconv.Itoa(len(s.body)))
 		w.Write(s.body[:len(s.body)/2])
 		return
-	case s.stallAfter.Load() > 0:
+	case s.stallAfter.Load() > 0 && whole:
+		s.stalled.Add(1)
+		defer s.stalled.Done()
 		w.Header().Set("Content-Length", strconv.Itoa(len(s.body)))
 		n, _ := w.Write(s.body[:s.stallAfter.Load()])
 		s.sent.Add(int64(n))
@@ -121,7 +133,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", `"v1"`)
-	http.ServeContent(countingWriter{w, &s.sent}, r, "image", time.Time{}, bytes.NewReader(s.body))
+	http.ServeContent(countingWriter{w, &s.sent}, r, "image", time.Time{}, bytes.NewReader(body))
 }
 
 func readTarget(t *testing.T, path string) []byte {
@@ -264,7 +276,7 @@ func TestHeaders(t *testing.T) {
 }
 
 func TestUnsupportedFormat(t *testing.T) {
-	for name, magic := range map[string][]byte{"qcow2": magicQcow2, "xz": magicXz} {
+	for name, magic := range map[string][]byte{"qcow2 without a header": magicQcow2, "xz": magicXz} {
 		t.Run(name, func(t *testing.T) {
 			file := append(append([]byte{}, magic...), make([]byte, 1000)...)
 			srv := newServer(t, file)

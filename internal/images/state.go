@@ -16,6 +16,12 @@ const stateVersion = 1
 // checkpoint is what the state file holds: the target is known to hold the
 // image's first DstOffset bytes (fsynced), and for a raw image HashState is
 // the digest of the source's first SrcOffset bytes.
+//
+// For a qcow2 image, every cluster that starts below SrcOffset in the file is
+// on the target (fsynced), and so are the zero ranges; HashState is the
+// digest of the file's first SrcOffset bytes; MapSum identifies the tables
+// the map was built from (a resume with other tables starts over); DstOffset
+// is Progress.BytesOut.
 type checkpoint struct {
 	Version      int    `json:"version"`
 	Checksum     string `json:"checksum"`
@@ -28,6 +34,7 @@ type checkpoint struct {
 	SrcOffset    int64  `json:"src_offset"`
 	DstOffset    int64  `json:"dst_offset"`
 	HashState    []byte `json:"hash_state,omitempty"`
+	MapSum       string `json:"map_sum,omitempty"`
 }
 
 // statePath names the state file of one image on one target.

@@ -26,6 +26,8 @@ type target struct {
 	regular  bool
 	size     int64 // of a block device; -1 for a regular file
 	written  int64
+	zeroed   int64  // made zero without writing (zeroRange)
+	zeros    []byte // aligned zeros for zeroRange's fallback, allocated on first use
 }
 
 func openTarget(path string, direct bool) (*target, error) {
@@ -104,6 +106,52 @@ func (t *target) writeSkippingZeros(p []byte, off int64) error {
 	}
 	if start >= 0 {
 		return t.writeAt(p[start:], off+int64(start))
+	}
+	return nil
+}
+
+// zeroRange makes [off, off+n) read as zeros: a punched hole in a regular
+// file, BLKZEROOUT on a block device (which the kernel carries out with the
+// device's write-zeroes or discard when it has them, else by writing zeros
+// itself), and plain writes of zeros where neither works and for a block
+// device's unaligned edges.
+func (t *target) zeroRange(off, n int64) error {
+	end := off + n
+	a, b := off, end
+	if !t.regular {
+		// BLKZEROOUT takes whole 512-byte sectors.
+		a, b = (off+511)&^511, end&^511
+	}
+	if a < b {
+		ok, err := zeroFast(t.buffered, t.regular, a, b-a)
+		if err != nil {
+			return fmt.Errorf("zero target at %d: %w", a, err)
+		}
+		if ok {
+			t.zeroed += b - a
+			if err := t.writeZeros(off, a); err != nil {
+				return err
+			}
+			return t.writeZeros(b, end)
+		}
+	}
+	return t.writeZeros(off, end)
+}
+
+// writeZeros writes zeros over [off, end).
+func (t *target) writeZeros(off, end int64) error {
+	if off >= end {
+		return nil
+	}
+	if t.zeros == nil {
+		t.zeros = alignedBuffer(1 << 20)
+	}
+	for off < end {
+		n := min(end-off, int64(len(t.zeros)))
+		if err := t.writeAt(t.zeros[:n], off); err != nil {
+			return err
+		}
+		off += n
 	}
 	return nil
 }
