@@ -10,6 +10,10 @@
 #   busybox             udhcpc, the real DHCP client of the boot service tests
 #   tftp-hpa, curl      real TFTP clients of the boot service tests
 #   ipxe                undionly.kpxe, ipxe.efi, snponly.efi that the boot service serves
+#   syslinux, syslinux-common, mtools
+#                       the bootable test OS image of internal/lab/osimage: syslinux's
+#                       FAT installer and MBR boot code, and mtools to fill FAT
+#                       filesystems without mounting them
 #   ramdisk/packages.txt  what `make ramdisk` and its QEMU test use
 #
 # Usage: scripts/ci-deps.sh
@@ -26,6 +30,9 @@ needs=(
 	"tftp-hpa tftp-hpa"
 	"curl curl"
 	"ipxe ipxe"
+	"syslinux syslinux"
+	"syslinux-common syslinux-common"
+	"mtools mtools"
 )
 
 # The ramdisk's build tools, the tools it carries and its QEMU test.

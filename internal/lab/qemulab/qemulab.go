@@ -293,6 +293,12 @@ type QEMU struct {
 // StartQEMU starts qemu-system-x86_64 with args in the namespace ns and
 // stops it (by PID, then its process group) when the test ends. serial and
 // qmp are the paths args use for the serial console and QMP.
+//
+// QEMU gets SIGKILL when the test process dies (Pdeathsig). Linux sends
+// that signal when the OS thread that started the process ends, and
+// InNetns and DialIn end the threads they move into a namespace: so the
+// process is started, and waited for, from a goroutine that keeps its
+// thread locked (and alive) until QEMU exits.
 func StartQEMU(t testing.TB, ns string, args []string, serial, qmp string) *QEMU {
 	t.Helper()
 	full := append([]string{"netns", "exec", ns, "qemu-system-x86_64"}, args...)
@@ -304,13 +310,25 @@ func StartQEMU(t testing.TB, ns string, args []string, serial, qmp string) *QEMU
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	q := &QEMU{Cmd: cmd, Serial: serial, QMP: qmp, Exited: make(chan struct{})}
-	q.Started = time.Now()
-	if err := cmd.Start(); err != nil {
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		q.Started = time.Now()
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			started <- err
+			return
+		}
+		started <- nil
+		q.Err = cmd.Wait()
 		logf.Close()
+		close(q.Exited)
+	}()
+	if err := <-started; err != nil {
 		t.Fatalf("start QEMU: %v", err)
 	}
 	t.Logf("QEMU started, pid %d", cmd.Process.Pid)
-	go func() { q.Err = cmd.Wait(); logf.Close(); close(q.Exited) }()
 	t.Cleanup(func() { q.Stop(t) })
 	return q
 }
