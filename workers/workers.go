@@ -56,6 +56,8 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 		{workflows.MakeRAID, contract.WorkflowMakeRAID},
 		{workflows.Install, contract.WorkflowInstall},
 		{workflows.Wipe, contract.WorkflowWipe},
+		{workflows.Adopt, contract.WorkflowAdopt},
+		{workflows.Fleet, contract.WorkflowFleet},
 	} {
 		r.RegisterWorkflowWithOptions(wf.fn, workflow.RegisterOptions{Name: wf.name})
 	}
@@ -81,6 +83,7 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 		PollInterval: cfg.RamdiskPollInterval,
 		BMCAddrWait:  cfg.BMCAddrWait,
 	})
+	r.RegisterActivity(newAdoption(st, cfg))
 }
 
 // New returns a worker on taskQueue with everything registered.

@@ -124,7 +124,7 @@ func subcommand(args []string, what string, known ...string) (string, []string, 
 
 func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
 	sub, rest, err := subcommand(args, "machine", "list", "show", "create", "update", "delete", "register", "raid",
-		"install", "reinstall", "wipe")
+		"install", "reinstall", "wipe", "adopt", "adopt-script")
 	if err != nil {
 		return err
 	}
@@ -137,6 +137,10 @@ func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 		return runInstall(ctx, c, sub, rest, stdout, stderr)
 	case "wipe":
 		return runWipe(ctx, c, rest, stdout, stderr)
+	case "adopt":
+		return runAdopt(ctx, c, rest, stdout, stderr)
+	case "adopt-script":
+		return runAdoptScript(ctx, c, rest, stdout, stderr)
 	}
 	fs, out := cliFlags("machine "+sub, stderr)
 	switch sub {

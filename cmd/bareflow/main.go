@@ -48,7 +48,9 @@ Run the system:
   bareflow migrate    create and migrate the PostgreSQL database
 
 Operate (talks to the API at $BAREFLOW_API_URL with $BAREFLOW_TOKEN):
-  bareflow machine list|show|create|update|delete|register|raid
+  bareflow machine list|show|create|update|delete|register|raid|install|reinstall|wipe|adopt|adopt-script
+  bareflow fleet start|show|wait|pause|resume|cancel
+  bareflow adopt-script [--user U]   a link to a script that installs bareflow's SSH key on a server to adopt
   bareflow power on|off|hard-off|reset|cycle|status MACHINE
   bareflow bootdev pxe|disk|none MACHINE
   bareflow network list|show|create|delete
@@ -87,6 +89,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runNetwork(ctx, rest, env, stdout, stderr)
 	case "image", "images":
 		return runImage(ctx, rest, env, stdout, stderr)
+	case "fleet", "fleets":
+		return runFleet(ctx, rest, env, stdout, stderr)
+	case "adopt-script":
+		c, err := newAPIClient(env)
+		if err != nil {
+			return err
+		}
+		return runAdoptScript(ctx, c, rest, stdout, stderr)
 	case "bootdev":
 		return runBootDev(ctx, rest, env, stdout, stderr)
 	case "operation", "operations", "op":
