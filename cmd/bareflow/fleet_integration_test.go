@@ -176,6 +176,9 @@ func TestDevFleet(t *testing.T) {
 		// Without a BMC the first machine's wipe waits for someone to power
 		// it on: it stays running.
 		f = waitFleetUntil(t, dev, id, time.Minute, func(f fleetResult) bool { return f.Counts.Running == 1 && f.Machines[0].OperationID != "" })
+		// The child's run ID is its operation's ID; the record appears when
+		// the child's first activity runs.
+		waitOperationRecorded(t, dev, f.Machines[0].OperationID, time.Minute)
 		dev.waitOperation(t, f.Machines[0].OperationID, "waiting_for_power_on", time.Minute)
 
 		// Another fleet finds the machine busy.
@@ -210,4 +213,18 @@ func TestDevFleet(t *testing.T) {
 			t.Errorf("resume a canceled fleet: got %d %q, want 409", code, e.Error.Code)
 		}
 	})
+}
+
+// waitOperationRecorded waits until the API knows the operation.
+func waitOperationRecorded(t *testing.T, dev *devProcess, id string, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(200 * time.Millisecond) {
+		code := dev.call(t, "GET", "/operations/"+id, dev.token, nil, nil)
+		if code == http.StatusOK {
+			return
+		}
+		if code != http.StatusNotFound || time.Now().After(deadline) {
+			t.Fatalf("get operation %s: got %d, want 200 within %s", id, code, timeout)
+		}
+	}
 }
