@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -173,12 +174,19 @@ func (w *ramdiskFlow) bootRamdisk(ctx workflow.Context) error {
 	w.op.step(ctx, stepBootRamdisk, 0.05)
 	bctx := bmcOptions(ctx)
 	var set activities.SetBootDeviceResult
-	if err := workflow.ExecuteActivity(bctx, bmc.SetBootDevice, activities.SetBootDeviceInput{
+	err := workflow.ExecuteActivity(bctx, bmc.SetBootDevice, activities.SetBootDeviceInput{
 		MachineID: w.machineID, Device: contract.BootPXE, Mode: w.bootMode(),
-	}).Get(ctx, &set); err != nil {
+	}).Get(ctx, &set)
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &appErr) && appErr.Type() == contract.ErrBMCUnsupported:
+		// A machine that network-boots first gets the ramdisk from the
+		// boot intent all the same.
+		workflow.GetLogger(ctx).Warn("the BMC cannot set the next boot device; relying on the machine's network boot order",
+			"machine_id", w.machineID, "error", err)
+	case err != nil:
 		return err
-	}
-	if !set.Verified {
+	case !set.Verified:
 		workflow.GetLogger(ctx).Warn("the BMC did not report the PXE boot override back", "machine_id", w.machineID)
 	}
 	var off activities.SetPowerResult

@@ -221,6 +221,29 @@ func TestRegisterEnrolledMachineWithBMC(t *testing.T) {
 	s.wantCalls(t, "prepare", "still_in_ramdisk?", "collect", "save_inventory", "finish:ready")
 }
 
+// A BMC that cannot set the next boot device (ipmi_sim wired to a VM
+// answers "Invalid data field") does not stop the boot: the machine
+// network-boots first and the boot intent gives it the ramdisk.
+func TestRegisterGoesOnWhenTheBMCCannotSetTheBootDevice(t *testing.T) {
+	s := newRegisterSuite(t)
+	s.facts = activities.MachineFacts{State: contract.MachineEnrolled, HasBMC: true, BMCAddr: "203.0.113.5:623", BMCUser: "root"}
+	s.env.OnActivity(bmc.SetBootDevice, mock.Anything, mock.Anything).Return(activities.SetBootDeviceResult{},
+		temporal.NewNonRetryableApplicationError("invalid data field", contract.ErrBMCUnsupported, nil)).Once()
+	s.onSetPower(activities.OpHardOff, activities.SetPowerResult{Before: contract.PowerOn}, nil).Twice()
+	s.onWait(contract.PowerOff, activities.WaitPowerStateResult{State: contract.PowerOff, Reached: true}, nil).Twice()
+	s.onSetPower(activities.OpOn, activities.SetPowerResult{Before: contract.PowerOff}, nil).Once()
+	s.onWait(contract.PowerOn, activities.WaitPowerStateResult{State: contract.PowerOn, Reached: true}, nil).Once()
+	s.env.OnActivity(bmc.PowerState, mock.Anything, activities.MachineInput{MachineID: machineID}).
+		Return(activities.PowerStateResult{State: contract.PowerOn}, nil).Once()
+	s.signalReadyAfter(3 * time.Minute)
+	s.onCollect(nil)
+	s.env.ExecuteWorkflow(Register, contract.RegisterInput{MachineID: machineID})
+	if err := s.env.GetWorkflowError(); err != nil {
+		t.Fatalf("error: got %v, want nil", err)
+	}
+	s.wantCalls(t, "prepare", "still_in_ramdisk?", "collect", "save_inventory", "finish:ready")
+}
+
 func TestRegisterLeavesMachineInRamdisk(t *testing.T) {
 	s := newRegisterSuite(t)
 	s.signalReadyAfter(time.Minute)
