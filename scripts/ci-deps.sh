@@ -14,6 +14,7 @@
 #                       the bootable test OS image of internal/lab/osimage: syslinux's
 #                       FAT installer and MBR boot code, and mtools to fill FAT
 #                       filesystems without mounting them
+#   tmux                the pseudo-terminal of the serial console CLI test
 #   ramdisk/packages.txt  what `make ramdisk` and its QEMU test use
 #
 # Usage: scripts/ci-deps.sh
@@ -30,6 +31,7 @@ needs=(
 	"tftp-hpa tftp-hpa"
 	"curl curl"
 	"ipxe ipxe"
+	"tmux tmux"
 	"syslinux syslinux"
 	"syslinux-common syslinux-common"
 	"mtools mtools"

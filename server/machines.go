@@ -61,10 +61,13 @@ type machineJSON struct {
 	RootDevice string                 `json:"root_device,omitempty"`
 	// OS is what the last install put on the machine, on a single
 	// machine's page only.
-	OS        *installedOSJSON `json:"os,omitempty"`
-	CreatedAt time.Time        `json:"created_at"`
-	UpdatedAt time.Time        `json:"updated_at"`
-	Version   int              `json:"version"`
+	OS *installedOSJSON `json:"os,omitempty"`
+	// Host is the machine's hypervisor host record, on a single
+	// machine's page only, when it is one.
+	Host      *hostJSON `json:"host,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	Version   int       `json:"version"`
 }
 
 func toMachineJSON(m store.Machine) machineJSON {
@@ -247,6 +250,9 @@ func (s *Server) showMachine(c echo.Context) error {
 	if inst.ImageID != "" {
 		j.OS = &installedOSJSON{Image: inst.ImageID, RootDisk: inst.RootDisk, Hostname: inst.Hostname, Address: inst.Address,
 			InstalledAt: inst.InstalledAt}
+	}
+	if j.Host, err = s.machineHost(c, m); err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, j)
 }

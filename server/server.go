@@ -4,7 +4,8 @@
 // document.
 //
 // The API starts and signals workflows and reads PostgreSQL for listings; it
-// never talks to a BMC or a machine itself.
+// never talks to a BMC or a machine itself, but for the serial console
+// (console.go), which is interactive rather than a workflow.
 package server
 
 import (
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -21,6 +23,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"bareflow/contract"
+	"bareflow/internal/console"
 	"bareflow/internal/raid"
 	"bareflow/internal/store"
 )
@@ -42,7 +45,10 @@ type Config struct {
 	// touching it and says why it cannot be built. Default: package raid's
 	// planner.
 	CheckRAID func(contract.RAIDSpec, contract.Inventory) error
-	Logger    *slog.Logger
+	// DataDir is where machine console logs are kept, under console/.
+	// Empty keeps none.
+	DataDir string
+	Logger  *slog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -86,6 +92,10 @@ type Server struct {
 	temporal client.Client
 	echo     *echo.Echo
 	log      *slog.Logger
+
+	consoleOnce sync.Once // makes consoles and consoleLog (console.go)
+	consoles    *console.Hub
+	consoleLog  *console.Log
 }
 
 // New returns an API server over a store and a Temporal client.
@@ -134,6 +144,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	defer s.closeConsoles() // websockets are hijacked: Shutdown does not wait for them
 	if err := hs.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shut down API: %w", err)
 	}
@@ -163,6 +174,9 @@ func (s *Server) routes(e *echo.Echo) {
 	// The prepare script checks its own short-lived link, or a bearer token.
 	e.GET("/api/v1/adopt/prepare.sh", s.adoptScript)
 	api := e.Group("/api/v1", s.authenticate, s.audit)
+	// A browser's websocket carries its token as a subprotocol (console.go).
+	e.GET("/api/v1/machines/:id/console", s.machineConsole, s.websocketToken, s.authenticate)
+	api.GET("/machines/:id/console/log", s.machineConsoleLog)
 	api.GET("/machines", s.listMachines)
 	api.POST("/machines", s.createMachine)
 	api.GET("/machines/:id", s.showMachine)
@@ -176,6 +190,11 @@ func (s *Server) routes(e *echo.Echo) {
 	api.POST("/machines/:id/install", s.install)
 	api.POST("/machines/:id/reinstall", s.reinstall)
 	api.POST("/machines/:id/wipe", s.wipe)
+	api.POST("/machines/:id/convert-to-host", s.convertToHost)
+	api.POST("/machines/:id/undo-host", s.undoHost)
+	api.GET("/hosts", s.listHosts)
+	api.GET("/hosts/:id", s.showHost)
+	api.PATCH("/hosts/:id", s.updateHost)
 	api.POST("/machines/adopt", s.adopt)
 	api.GET("/machines/:id/adoption", s.showAdoption)
 	api.POST("/adopt/script-link", s.adoptScriptLink)

@@ -58,6 +58,8 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 		{workflows.Wipe, contract.WorkflowWipe},
 		{workflows.Adopt, contract.WorkflowAdopt},
 		{workflows.Fleet, contract.WorkflowFleet},
+		{workflows.ConvertToHost, contract.WorkflowConvertToHost},
+		{workflows.UndoHost, contract.WorkflowUndoHost},
 	} {
 		r.RegisterWorkflowWithOptions(wf.fn, workflow.RegisterOptions{Name: wf.name})
 	}
@@ -84,6 +86,7 @@ func Register(r worker.Registry, st *store.Store, cfg Config) {
 		BMCAddrWait:  cfg.BMCAddrWait,
 	})
 	r.RegisterActivity(newAdoption(st, cfg))
+	r.RegisterActivity(newHosts(st, dialer))
 }
 
 // New returns a worker on taskQueue with everything registered.

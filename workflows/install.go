@@ -62,6 +62,8 @@ type installWorkflow struct {
 	res contract.InstallResult
 	// rebooted is true once the machine left the ramdisk for its OS.
 	rebooted bool
+	// host, when set, makes the install a hypervisor host's (host.go).
+	host *hostConversion
 }
 
 func (w *installWorkflow) setup(ctx workflow.Context) error {
@@ -81,6 +83,9 @@ func (w *installWorkflow) setup(ctx workflow.Context) error {
 	kind := contract.OperationInstall
 	if w.in.Reinstall {
 		kind = contract.OperationReinstall
+	}
+	if w.host != nil {
+		kind = contract.OperationConvertHost
 	}
 	w.res = contract.InstallResult{MachineID: w.in.MachineID}
 	op, err := newOperation(ctx, w.in.OperationID, w.in.MachineID, kind, w.in.RequestedBy)
@@ -156,12 +161,17 @@ func (w *installWorkflow) act(ctx workflow.Context) error {
 
 	w.op.step(ctx, stepConfigure, 0.82)
 	var conf activities.ConfigureResult
+	req := activities.ConfigureRequest{
+		Disk: disk.Disk, Family: disk.Family, RootSizeBytes: w.in.RootSizeBytes, Partitions: w.in.Partitions,
+		Kept: kept, OS: w.in.OS, InstanceID: w.op.status.OperationID,
+	}
+	if w.host != nil {
+		if err := w.host.configure(ctx, w, ready, inv, &req); err != nil {
+			return err
+		}
+	}
 	if err := workflow.ExecuteActivity(shellCtx(configureTimeout, 5), installer.ConfigureOS, activities.ConfigureOSInput{
-		MachineID: w.machineID, Ramdisk: ready,
-		Request: activities.ConfigureRequest{
-			Disk: disk.Disk, Family: disk.Family, RootSizeBytes: w.in.RootSizeBytes, Partitions: w.in.Partitions,
-			Kept: kept, OS: w.in.OS, InstanceID: w.op.status.OperationID,
-		},
+		MachineID: w.machineID, Ramdisk: ready, Request: req,
 	}).Get(ctx, &conf); err != nil {
 		return err
 	}
@@ -180,11 +190,19 @@ func (w *installWorkflow) act(ctx workflow.Context) error {
 		}
 		w.res.Address = addr
 	}
+	if w.host != nil {
+		if err := w.host.waitAgent(ctx, w); err != nil {
+			return err
+		}
+	}
 	w.op.step(ctx, stepRecord, 0.95)
-	return workflow.ExecuteActivity(recordOptions(ctx), installer.RecordInstall, activities.RecordInstallInput{
+	if err := workflow.ExecuteActivity(recordOptions(ctx), installer.RecordInstall, activities.RecordInstallInput{
 		MachineID: w.machineID,
 		Record:    activities.InstallRecord{Image: disk.ImageID, RootDisk: disk.Disk, Hostname: w.in.OS.Hostname, Address: w.res.Address},
-	}).Get(ctx, nil)
+	}).Get(ctx, nil); err != nil || w.host == nil {
+		return err
+	}
+	return w.host.record(ctx, w)
 }
 
 // bootOS makes the next boot go to the disk and reboots the machine: the

@@ -124,7 +124,7 @@ func subcommand(args []string, what string, known ...string) (string, []string, 
 
 func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
 	sub, rest, err := subcommand(args, "machine", "list", "show", "create", "update", "delete", "register", "raid",
-		"install", "reinstall", "wipe", "adopt", "adopt-script")
+		"install", "reinstall", "wipe", "adopt", "adopt-script", "convert-to-host", "undo-host")
 	if err != nil {
 		return err
 	}
@@ -141,6 +141,10 @@ func runMachine(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 		return runAdopt(ctx, c, rest, stdout, stderr)
 	case "adopt-script":
 		return runAdoptScript(ctx, c, rest, stdout, stderr)
+	case "convert-to-host":
+		return runConvertToHost(ctx, c, rest, stdout, stderr)
+	case "undo-host":
+		return runUndoHost(ctx, c, rest, stdout, stderr)
 	}
 	fs, out := cliFlags("machine "+sub, stderr)
 	switch sub {

@@ -98,7 +98,7 @@ func runDev(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	api := server.New(server.Config{Addr: e.APIAddr, WebUIURL: e.WebUIURL, Namespace: e.TemporalNamespace, TaskQueue: taskQueue(e), Logger: logger}, st, tc)
+	api := server.New(server.Config{Addr: e.APIAddr, WebUIURL: e.WebUIURL, Namespace: e.TemporalNamespace, TaskQueue: taskQueue(e), DataDir: f.dataDir, Logger: logger}, st, tc)
 	ln, err := api.Listen()
 	if err != nil {
 		return err

@@ -53,6 +53,7 @@ Operate (talks to the API at $BAREFLOW_API_URL with $BAREFLOW_TOKEN):
   bareflow adopt-script [--user U]   a link to a script that installs bareflow's SSH key on a server to adopt
   bareflow power on|off|hard-off|reset|cycle|status MACHINE
   bareflow bootdev pxe|disk|none MACHINE
+  bareflow console MACHINE [--force] [--read-only]   the serial console; leave with ~. after a newline
   bareflow network list|show|create|delete
   bareflow image list|show|create|delete
   bareflow operation list|show|wait|cancel
@@ -97,6 +98,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return runAdoptScript(ctx, c, rest, stdout, stderr)
+	case "console":
+		return runConsole(ctx, rest, env, stdout, stderr)
 	case "bootdev":
 		return runBootDev(ctx, rest, env, stdout, stderr)
 	case "operation", "operations", "op":

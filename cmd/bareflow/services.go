@@ -182,7 +182,7 @@ func runServer(ctx context.Context, args []string, e env, stderr io.Writer) erro
 		return err
 	}
 	defer p.close()
-	api := server.New(server.Config{Addr: e.APIAddr, WebUIURL: e.WebUIURL, Namespace: e.TemporalNamespace, TaskQueue: taskQueue(e), Logger: p.logger}, p.store, p.tc)
+	api := server.New(server.Config{Addr: e.APIAddr, WebUIURL: e.WebUIURL, Namespace: e.TemporalNamespace, TaskQueue: taskQueue(e), DataDir: e.DataDir, Logger: p.logger}, p.store, p.tc)
 	ln, err := api.Listen()
 	if err != nil {
 		return err

@@ -55,6 +55,11 @@
 //     the SOL payload access commands ("sol payload enable|status" answer
 //     "Invalid command"), and "sol info" without a sol line in the
 //     configuration.
+//   - Options.SOL adds Serial over LAN: activating the SOL payload (payload
+//     instance 1) connects the session to the serial port Options.SOL
+//     names, such as a test's TCP server playing the machine's console.
+//     One activation at a time: a second one answers "payload already
+//     active" until the first is deactivated or its session closes.
 //
 // Tests that cannot find ipmi_sim are skipped, unless the environment sets
 // BAREFLOW_REQUIRE_INTEGRATION=1, which makes them fail instead.
@@ -133,6 +138,13 @@ type Options struct {
 	// Port is the UDP port of the LAN interface; zero means a free port
 	// of the host's loopback.
 	Port int
+	// SOL, when not empty, adds Serial over LAN: the line
+	// "sol "SOL" 115200" in the LAN configuration. SOL names the machine's
+	// serial port as ipmi_sim sees it: "tcp:HOST:PORT" (a plain TCP
+	// connection), "telnet:HOST:PORT" (with telnet processing) or a device
+	// path. ipmi_sim connects to it as a client and keeps trying while
+	// nothing listens there.
+	SOL string
 }
 
 // Sim is one running ipmi_sim and the simulated machine behind it.
@@ -159,6 +171,7 @@ type Sim struct {
 	vmPower  bool
 	lan      bool
 	netns    string
+	sol      string
 
 	mu   sync.Mutex
 	proc *process
@@ -193,6 +206,9 @@ func Start(t testing.TB, opts Options) *Sim {
 		}
 	}
 
+	if strings.ContainsAny(opts.SOL, "\"\n") {
+		t.Fatalf("ipmisim: SOL must not contain a double quote or a newline")
+	}
 	if opts.VMPower && !opts.VMSerial {
 		t.Fatalf("ipmisim: VMPower needs VMSerial")
 	}
@@ -204,7 +220,7 @@ func Start(t testing.TB, opts Options) *Sim {
 		t.Fatalf("ipmisim: Host %q: want an IPv4 address", host)
 	}
 	s := &Sim{Host: host, User: opts.User, Password: opts.Password, Dir: t.TempDir(),
-		vmSerial: opts.VMSerial, vmPower: opts.VMPower, lan: opts.LAN != nil, netns: opts.Netns}
+		vmSerial: opts.VMSerial, vmPower: opts.VMPower, lan: opts.LAN != nil, netns: opts.Netns, sol: opts.SOL}
 	t.Cleanup(s.Stop)
 	if err := s.writeFiles(opts); err != nil {
 		t.Fatalf("ipmisim: %v", err)
@@ -384,7 +400,7 @@ func (s *Sim) writeFiles(opts Options) error {
 func (s *Sim) start(port int) error {
 	conf := lanConfig(lanParams{
 		dir: s.Dir, host: s.Host, port: port, user: s.User, password: s.Password,
-		lanControl: s.lan, vmPort: s.VMPort, vmPower: s.vmPower,
+		lanControl: s.lan, vmPort: s.VMPort, vmPower: s.vmPower, sol: s.sol,
 	})
 	if err := os.WriteFile(filepath.Join(s.Dir, "lan.conf"), []byte(conf), 0o644); err != nil {
 		return err
@@ -521,6 +537,8 @@ type lanParams struct {
 	// vmPower leaves the chassis-control script out: chassis control
 	// goes to the VM.
 	vmPower bool
+	// sol, when not empty, adds a sol line with this serial device.
+	sol string
 }
 
 // lanConfig is ipmi_sim's LAN configuration: one LAN channel on p.host,
@@ -546,6 +564,9 @@ func lanConfig(p lanParams) string {
 	fmt.Fprintf(&b, "endlan\n")
 	if p.vmPort != 0 {
 		fmt.Fprintf(&b, "serial 15 127.0.0.1 %d codec VM\n", p.vmPort)
+	}
+	if p.sol != "" {
+		fmt.Fprintf(&b, "sol \"%s\" 115200\n", p.sol)
 	}
 	if !p.vmPower {
 		fmt.Fprintf(&b, "chassis_control \"%s %s\"\n", shellQuote(filepath.Join(p.dir, "chassis")), bmcIPMB)

@@ -487,6 +487,7 @@ func bootTree(ctx context.Context, o BootOptions, rootUUID, bootVol string) (*tr
 		{"interfaces.awk", "etc/bareflow/interfaces.awk", 0o644},
 		{"udhcpc.script", "etc/bareflow/udhcpc.script", 0o755},
 		{"acpi-power", "etc/acpi/PWRF/00000080", 0o755},
+		{"host-agent", "etc/bareflow/host-agent", 0o755},
 	} {
 		b, err := scripts.ReadFile("files/" + s.name)
 		if err != nil {
