@@ -123,14 +123,8 @@ func checkHostRequest(in *convertHostRequest) error {
 	return nil
 }
 
-type undoHostRequest struct {
-	// Confirm must be the machine's name or ID: the undo wipes its disks.
-	Confirm               string               `json:"confirm"`
-	Erase                 contract.EraseMethod `json:"erase"`
-	KeepRAID              bool                 `json:"keep_raid"`
-	RamdiskTimeoutSeconds int                  `json:"ramdisk_timeout_seconds"`
-	EraseTimeoutHours     int                  `json:"erase_timeout_hours"`
-}
+// undoHostRequest is a wipe's: the undo wipes the host's disks.
+type undoHostRequest = wipeRequest
 
 // undoHost starts an UndoHost workflow: the host, without guests, is wiped
 // back to ready and its host record removed.
@@ -143,15 +137,8 @@ func (s *Server) undoHost(c echo.Context) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	if in.Confirm != m.Name && in.Confirm != m.ID {
-		return &apiError{Status: http.StatusBadRequest, Code: "confirmation_required", Message: fmt.Sprintf(
-			"undoing a host wipes every disk of machine %s: send confirm with its name (%s) or ID", m.Name, m.Name)}
-	}
-	if err := in.Erase.Validate(); err != nil {
-		return errInvalid("erase: " + err.Error())
-	}
-	if in.EraseTimeoutHours < 0 || in.EraseTimeoutHours > maxEraseTimeoutHours {
-		return errInvalid(fmt.Sprintf("erase_timeout_hours must be from 0 to %d", maxEraseTimeoutHours))
+	if err := in.check(m, "undoing a host wipes"); err != nil {
+		return err
 	}
 	h, err := s.store.GetHost(c.Request().Context(), m.ID)
 	if errors.Is(err, store.ErrNotFound) {

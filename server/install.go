@@ -225,6 +225,22 @@ type wipeRequest struct {
 	EraseTimeoutHours     int                  `json:"erase_timeout_hours"`
 }
 
+// check refuses a request that does not confirm machine m or asks for an
+// unknown erase; what says what the operation does ("a wipe destroys").
+func (in wipeRequest) check(m store.Machine, what string) error {
+	if in.Confirm != m.Name && in.Confirm != m.ID {
+		return &apiError{Status: http.StatusBadRequest, Code: "confirmation_required", Message: fmt.Sprintf(
+			"%s every disk of machine %s: send confirm with its name (%s) or ID", what, m.Name, m.Name)}
+	}
+	if err := in.Erase.Validate(); err != nil {
+		return errInvalid("erase: " + err.Error())
+	}
+	if in.EraseTimeoutHours < 0 || in.EraseTimeoutHours > maxEraseTimeoutHours {
+		return errInvalid("erase_timeout_hours must be from 0 to " + strconv.Itoa(maxEraseTimeoutHours))
+	}
+	return nil
+}
+
 // wipe starts a Wipe workflow. The request must confirm the machine by its
 // name or ID: a wipe destroys everything on its disks.
 func (s *Server) wipe(c echo.Context) error {
@@ -236,15 +252,8 @@ func (s *Server) wipe(c echo.Context) error {
 	if err := decode(c, &in); err != nil {
 		return err
 	}
-	if in.Confirm != m.Name && in.Confirm != m.ID {
-		return &apiError{Status: http.StatusBadRequest, Code: "confirmation_required", Message: fmt.Sprintf(
-			"a wipe destroys every disk of machine %s: send confirm with its name (%s) or ID", m.Name, m.Name)}
-	}
-	if err := in.Erase.Validate(); err != nil {
-		return errInvalid("erase: " + err.Error())
-	}
-	if in.EraseTimeoutHours < 0 || in.EraseTimeoutHours > maxEraseTimeoutHours {
-		return errInvalid("erase_timeout_hours must be from 0 to " + strconv.Itoa(maxEraseTimeoutHours))
+	if err := in.check(m, "a wipe destroys"); err != nil {
+		return err
 	}
 	switch m.State {
 	case contract.MachineDiscovered, contract.MachineEnrolled, contract.MachineRegistering:
