@@ -280,26 +280,12 @@ func resetIntoRamdisk(ctx workflow.Context, w *ramdiskFlow) error {
 		return err
 	}
 	w.op.step(ctx, stepBootRamdisk, 0.05)
-	bctx := bmcOptions(ctx)
-	var set activities.SetBootDeviceResult
-	err := workflow.ExecuteActivity(bctx, bmc.SetBootDevice, activities.SetBootDeviceInput{
-		MachineID: w.machineID, Device: contract.BootPXE, Mode: w.bootMode(),
-	}).Get(ctx, &set)
-	var appErr *temporal.ApplicationError
-	switch {
-	case errors.As(err, &appErr) && appErr.Type() == contract.ErrBMCUnsupported:
-		workflow.GetLogger(ctx).Warn("the BMC cannot set the next boot device; the host must network-boot first",
-			"machine_id", w.machineID, "error", err)
-	case err != nil:
+	if err := w.setNextBoot(ctx, contract.BootPXE, "the host must network-boot first"); err != nil {
 		return err
 	}
-	var reset activities.SetPowerResult
-	if err := workflow.ExecuteActivity(bctx, bmc.SetPower, activities.SetPowerInput{
-		MachineID: w.machineID, Op: activities.OpReset,
-	}).Get(ctx, &reset); err != nil {
+	if err := w.reset(ctx); err != nil {
 		return err
 	}
-	w.power = contract.PowerOn
-	_, err = w.waitRamdisk(ctx)
+	_, err := w.waitRamdisk(ctx)
 	return err
 }

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"errors"
 	"strings"
 	"time"
 
@@ -223,29 +222,12 @@ func (w *installWorkflow) bootOS(ctx workflow.Context, ready contract.RamdiskRea
 			MachineID: w.machineID, Ramdisk: ready,
 		}).Get(ctx, nil)
 	}
-	bctx := bmcOptions(ctx)
-	var set activities.SetBootDeviceResult
-	err := workflow.ExecuteActivity(bctx, bmc.SetBootDevice, activities.SetBootDeviceInput{
-		MachineID: w.machineID, Device: contract.BootDisk, Mode: w.bootMode(),
-	}).Get(ctx, &set)
-	var appErr *temporal.ApplicationError
-	switch {
-	case errors.As(err, &appErr) && appErr.Type() == contract.ErrBMCUnsupported:
-		// With no boot intent the boot service answers a network boot
-		// with a local boot: the disk boots all the same.
-		workflow.GetLogger(ctx).Warn("the BMC cannot set the next boot device; the boot service sends the network boot to the disk",
-			"machine_id", w.machineID, "error", err)
-	case err != nil:
+	// With no boot intent the boot service answers a network boot with a
+	// local boot: the disk boots all the same.
+	if err := w.setNextBoot(ctx, contract.BootDisk, "the boot service sends the network boot to the disk"); err != nil {
 		return err
 	}
-	var reset activities.SetPowerResult
-	if err := workflow.ExecuteActivity(bctx, bmc.SetPower, activities.SetPowerInput{
-		MachineID: w.machineID, Op: activities.OpReset,
-	}).Get(ctx, &reset); err != nil {
-		return err
-	}
-	w.power = contract.PowerOn
-	return nil
+	return w.reset(ctx)
 }
 
 // probeAddress is the address the installed OS is probed at: the one the

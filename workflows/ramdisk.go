@@ -173,21 +173,10 @@ func (w *ramdiskFlow) bootRamdisk(ctx workflow.Context) error {
 	}
 	w.op.step(ctx, stepBootRamdisk, 0.05)
 	bctx := bmcOptions(ctx)
-	var set activities.SetBootDeviceResult
-	err := workflow.ExecuteActivity(bctx, bmc.SetBootDevice, activities.SetBootDeviceInput{
-		MachineID: w.machineID, Device: contract.BootPXE, Mode: w.bootMode(),
-	}).Get(ctx, &set)
-	var appErr *temporal.ApplicationError
-	switch {
-	case errors.As(err, &appErr) && appErr.Type() == contract.ErrBMCUnsupported:
-		// A machine that network-boots first gets the ramdisk from the
-		// boot intent all the same.
-		workflow.GetLogger(ctx).Warn("the BMC cannot set the next boot device; relying on the machine's network boot order",
-			"machine_id", w.machineID, "error", err)
-	case err != nil:
+	// A machine that network-boots first gets the ramdisk from the boot
+	// intent all the same.
+	if err := w.setNextBoot(ctx, contract.BootPXE, "relying on the machine's network boot order"); err != nil {
 		return err
-	case !set.Verified:
-		workflow.GetLogger(ctx).Warn("the BMC did not report the PXE boot override back", "machine_id", w.machineID)
 	}
 	var off activities.SetPowerResult
 	if err := workflow.ExecuteActivity(bctx, bmc.SetPower, activities.SetPowerInput{
@@ -381,4 +370,37 @@ func (w *ramdiskFlow) runOperation(ctx workflow.Context, done contract.MachineSt
 		power = ""
 	}
 	return w.op.finish(ctx, err, power)
+}
+
+// setNextBoot sets the machine's next boot device through its BMC, in the
+// machine's firmware mode. A BMC that cannot (BMCUnsupported) is logged
+// with otherwise, what the boot then relies on, and is not an error.
+func (w *ramdiskFlow) setNextBoot(ctx workflow.Context, device contract.BootDevice, otherwise string) error {
+	var set activities.SetBootDeviceResult
+	err := workflow.ExecuteActivity(bmcOptions(ctx), bmc.SetBootDevice, activities.SetBootDeviceInput{
+		MachineID: w.machineID, Device: device, Mode: w.bootMode(),
+	}).Get(ctx, &set)
+	var appErr *temporal.ApplicationError
+	switch {
+	case errors.As(err, &appErr) && appErr.Type() == contract.ErrBMCUnsupported:
+		workflow.GetLogger(ctx).Warn("the BMC cannot set the next boot device; "+otherwise,
+			"machine_id", w.machineID, "device", string(device), "error", err)
+	case err != nil:
+		return err
+	case !set.Verified:
+		workflow.GetLogger(ctx).Warn("the BMC did not report the boot override back", "machine_id", w.machineID, "device", string(device))
+	}
+	return nil
+}
+
+// reset resets the machine through its BMC; it is on afterwards.
+func (w *ramdiskFlow) reset(ctx workflow.Context) error {
+	var reset activities.SetPowerResult
+	if err := workflow.ExecuteActivity(bmcOptions(ctx), bmc.SetPower, activities.SetPowerInput{
+		MachineID: w.machineID, Op: activities.OpReset,
+	}).Get(ctx, &reset); err != nil {
+		return err
+	}
+	w.power = contract.PowerOn
+	return nil
 }
