@@ -14,6 +14,8 @@
 #                       the bootable test OS image of internal/lab/osimage: syslinux's
 #                       FAT installer and MBR boot code, and mtools to fill FAT
 #                       filesystems without mounting them
+#   systemd-boot-efi    systemd-boot, the bootable test OS image's UEFI boot loader
+#   ovmf                UEFI firmware for QEMU: the test OS image's UEFI boot test
 #   tmux                the pseudo-terminal of the serial console CLI test
 #   ramdisk/packages.txt  what `make ramdisk` and its QEMU test use
 #
@@ -35,6 +37,8 @@ needs=(
 	"syslinux syslinux"
 	"syslinux-common syslinux-common"
 	"mtools mtools"
+	"systemd-boot-efi systemd-boot-efi"
+	"ovmf ovmf"
 )
 
 # The ramdisk's build tools, the tools it carries and its QEMU test.
