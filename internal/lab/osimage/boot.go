@@ -46,6 +46,20 @@ const (
 	cmdlineFormat  = "root=UUID=%s console=ttyS0,115200 rw quiet"
 )
 
+// DefaultSystemdBoot is systemd-boot's UEFI program from Debian's
+// systemd-boot-efi package: the bootable image's UEFI boot loader.
+const DefaultSystemdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+
+// Where the UEFI boot loader and its configuration go on the boot
+// partition. EFI/BOOT/BOOTX64.EFI is the removable-media path that UEFI
+// firmware boots from a disk without a boot entry of its own in NVRAM,
+// which a freshly written disk never has.
+const (
+	efiLoaderPath   = "::/EFI/BOOT/BOOTX64.EFI"
+	loaderConfPath  = "::/loader/loader.conf"
+	loaderEntryPath = "::/loader/entries/bareflow.conf"
+)
+
 // BootOptions describe a bootable image.
 type BootOptions struct {
 	// RamdiskDir is a built bareflow PXE ramdisk (make ramdisk): its
@@ -70,6 +84,9 @@ type BootOptions struct {
 	// in (with their shared libraries); defaults /bin/busybox (or
 	// /usr/bin/busybox), /usr/sbin/dropbear, /usr/bin/dropbearkey.
 	Busybox, Dropbear, Dropbearkey string
+	// SystemdBoot is the systemd-boot EFI program that becomes the boot
+	// partition's EFI/BOOT/BOOTX64.EFI; default DefaultSystemdBoot.
+	SystemdBoot string
 }
 
 func (o BootOptions) withDefaults() BootOptions {
@@ -100,6 +117,9 @@ func (o BootOptions) withDefaults() BootOptions {
 	if o.Dropbearkey == "" {
 		o.Dropbearkey = "/usr/bin/dropbearkey"
 	}
+	if o.SystemdBoot == "" {
+		o.SystemdBoot = DefaultSystemdBoot
+	}
 	return o
 }
 
@@ -129,7 +149,7 @@ func (o BootOptions) Validate() error {
 			return fmt.Errorf("%w: %s is missing or empty (make ramdisk builds it)", ErrInvalid, f)
 		}
 	}
-	for _, f := range []string{o.Busybox, o.Dropbear, o.Dropbearkey, o.mbr()} {
+	for _, f := range []string{o.Busybox, o.Dropbear, o.Dropbearkey, o.mbr(), o.SystemdBoot} {
 		if _, err := os.Stat(f); err != nil {
 			return fmt.Errorf("%w: %s", ErrMissingTool, f)
 		}
@@ -170,7 +190,7 @@ func BuildBootable(ctx context.Context, cacheDir string, o BootOptions) (Image, 
 	parts := append([]string{recipeVersion, "bootable", fmt.Sprint(o.Size), fmt.Sprint(o.RootSize), string(o.Table),
 		o.Hostname, strings.Join(o.Modules, ","), toolVersions(ctx),
 		"file:" + o.kernel(), "file:" + o.initrd(), "file:" + o.Busybox, "file:" + o.Dropbear,
-		"file:" + o.Dropbearkey, "file:" + o.mbr()}, scriptHash...)
+		"file:" + o.Dropbearkey, "file:" + o.mbr(), "file:" + o.SystemdBoot}, scriptHash...)
 	key, err := hashInputs(parts...)
 	if err != nil {
 		return Image{}, err
@@ -206,12 +226,25 @@ func buildBootable(ctx context.Context, work, disk string, o BootOptions, key st
 	if err := os.WriteFile(syslinuxCfg, []byte(cfg), 0o644); err != nil {
 		return Image{}, err
 	}
+	loaderConf, loaderEntry := filepath.Join(work, "loader.conf"), filepath.Join(work, "bareflow.conf")
+	if err := os.WriteFile(loaderConf, []byte(systemdBootLoaderConf), 0o644); err != nil {
+		return Image{}, err
+	}
+	if err := os.WriteFile(loaderEntry, []byte(systemdBootEntry(cmdline)), 0o644); err != nil {
+		return Image{}, err
+	}
 	img, err := assemble(ctx, work, disk, diskSpec{
 		size: o.Size, table: o.Table, rootSize: o.RootSize, rootFS: Ext4,
 		bootName: "boot", legacyBoot: true, bootVolID: bootVol, bootCode: o.mbr(),
 		root: t, rootUUID: rootUUID,
 		fillBoot: func(ctx context.Context, fat string) error {
-			for _, f := range [][2]string{{o.kernel(), "::/vmlinuz"}, {initrd, "::/initrd.img"}, {syslinuxCfg, "::/syslinux.cfg"}} {
+			if err := mtools(ctx, "mmd", "-i", fat, "::/EFI", "::/EFI/BOOT", "::/loader", "::/loader/entries"); err != nil {
+				return err
+			}
+			for _, f := range [][2]string{
+				{o.kernel(), "::/vmlinuz"}, {initrd, "::/initrd.img"}, {syslinuxCfg, "::/syslinux.cfg"},
+				{o.SystemdBoot, efiLoaderPath}, {loaderConf, loaderConfPath}, {loaderEntry, loaderEntryPath},
+			} {
 				if err := mtools(ctx, "mcopy", "-i", fat, "-o", f[0], f[1]); err != nil {
 					return err
 				}
@@ -226,6 +259,19 @@ func buildBootable(ctx context.Context, work, disk string, o BootOptions, key st
 	img.Key, img.Kind, img.Family, img.Hostname = key, "bootable", Debian, o.Hostname
 	img.KernelVersion, img.CmdLine = kver, cmdline
 	return img, nil
+}
+
+// systemdBootLoaderConf is systemd-boot's loader.conf: boot the one entry
+// at once (timeout 0 shows no menu unless a key is held), and offer no
+// command line editor.
+const systemdBootLoaderConf = "default bareflow.conf\ntimeout 0\neditor no\n"
+
+// systemdBootEntry is the boot loader entry (systemd's Boot Loader
+// Specification, type 1) that starts the same kernel, initramfs and
+// command line as syslinux.cfg. The kernel is an EFI stub, which
+// systemd-boot starts as an EFI program, handing it the initramfs.
+func systemdBootEntry(cmdline string) string {
+	return "title bareflow lab OS\nlinux /vmlinuz\ninitrd /initrd.img\noptions " + cmdline + "\n"
 }
 
 // moduleSet extracts the kernel modules from the ramdisk's initrd into

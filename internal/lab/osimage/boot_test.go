@@ -99,6 +99,31 @@ func TestBootableImage(t *testing.T) {
 				t.Errorf("syslinux.cfg: got %q, want APPEND %s", cfg, img.CmdLine)
 			}
 
+			// UEFI: systemd-boot at the removable-media path, its
+			// loader.conf and one entry with syslinux's command line.
+			loader := filepath.Join(t.TempDir(), "BOOTX64.EFI")
+			sh(t, "env", "MTOOLS_SKIP_CHECK=1", "mcopy", "-i", fat, efiLoaderPath, loader)
+			got, err := os.ReadFile(loader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := os.ReadFile(DefaultSystemdBoot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s: %d bytes, want %s's %d", efiLoaderPath, len(got), DefaultSystemdBoot, len(want))
+			}
+			if conf := sh(t, "env", "MTOOLS_SKIP_CHECK=1", "mtype", "-i", fat, loaderConfPath); conf != systemdBootLoaderConf {
+				t.Errorf("%s: got %q, want %q", loaderConfPath, conf, systemdBootLoaderConf)
+			}
+			entry := sh(t, "env", "MTOOLS_SKIP_CHECK=1", "mtype", "-i", fat, loaderEntryPath)
+			for _, w := range []string{"linux /vmlinuz\n", "initrd /initrd.img\n", "options " + img.CmdLine + "\n"} {
+				if !strings.Contains(entry, w) {
+					t.Errorf("%s: got %q, want %q in it", loaderEntryPath, entry, w)
+				}
+			}
+
 			// The root: Debian, busybox init, dropbear, the scripts.
 			osr, err := img.ReadRootFile(ctx, "/etc/os-release")
 			if err != nil || !bytes.Contains(osr, []byte("\nID=debian\n")) {

@@ -25,7 +25,7 @@ const (
 
 // recipeVersion changes whenever this package builds a different image
 // from the same inputs.
-const recipeVersion = "osimage-2"
+const recipeVersion = "osimage-3"
 
 // hashInputs hashes the parts of a build's inputs: strings and the
 // contents of files named "file:PATH".
