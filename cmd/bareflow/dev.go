@@ -27,6 +27,7 @@ type devFlags struct {
 	temporalAddr string
 	uiAddr       string
 	noUI         bool
+	noWorker     bool
 	databaseURL  string
 }
 
@@ -42,6 +43,7 @@ func runDev(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 	fs.StringVar(&f.temporalAddr, "temporal-addr", defaultTemporal, "address of the embedded Temporal frontend (gRPC)")
 	fs.StringVar(&f.uiAddr, "ui-addr", defaultUIAddr, "address of the Temporal Web UI")
 	fs.BoolVar(&f.noUI, "headless", false, "do not serve the Temporal Web UI")
+	fs.BoolVar(&f.noWorker, "no-worker", false, "run no worker: workflows wait for a `bareflow worker` started on its own (which can then be restarted alone)")
 	fs.StringVar(&f.databaseURL, "database-url", e.DatabaseURL, "PostgreSQL URL (BAREFLOW_DATABASE_URL)")
 	if err := fs.Parse(args); err != nil {
 		return usageError("%v", err)
@@ -103,12 +105,14 @@ func runDev(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	w, err := startWorker(ctx, e, tc, st, logger)
-	if err != nil {
-		ln.Close()
-		return err
+	if !f.noWorker {
+		w, err := startWorker(ctx, e, tc, st, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer w.Stop()
 	}
-	defer w.Stop()
 
 	bootCfg, err := bootConfig(e)
 	if err != nil {
@@ -135,6 +139,9 @@ func runDev(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 		fmt.Fprintf(stdout, "  Temporal Web UI:    %s\n", ts.UIURL())
 	}
 	fmt.Fprintf(stdout, "  Temporal frontend:  %s (namespace %s, task queue %s)\n", ts.FrontendAddr(), e.TemporalNamespace, taskQueue(e))
+	if f.noWorker {
+		fmt.Fprintf(stdout, "  Worker:             none here (--no-worker): start `bareflow worker` with TEMPORAL_ADDRESS=%s\n", ts.FrontendAddr())
+	}
 	fmt.Fprintf(stdout, "  Boot service:       %s\n", describeBoot(bootCfg))
 	fmt.Fprintf(stdout, "  PostgreSQL:         %s\n", store.RedactDSN(e.DatabaseURL))
 	fmt.Fprintf(stdout, "  Data:               %s\n", f.dataDir)
