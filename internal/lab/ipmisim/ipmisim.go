@@ -145,6 +145,16 @@ type Options struct {
 	// path. ipmi_sim connects to it as a client and keeps trying while
 	// nothing listens there.
 	SOL string
+	// Machine, when set, is a program that stands for the machine's
+	// hardware behind the chassis-control script, such as one that starts
+	// and stops a QEMU VM: the script runs "Machine NAME VALUE" after
+	// recording each change it is asked for ("power 1", "power 0",
+	// "reset 1", "boot pxe", "boot default", "shutdown 1"), and
+	// "Machine status" to answer a power query, which must print 1 (on) or
+	// 0 (off). ipmi_sim waits while it runs: it must return well within a
+	// second, leaving anything slow to a process of its own. Not with
+	// VMPower.
+	Machine string
 }
 
 // Sim is one running ipmi_sim and the simulated machine behind it.
@@ -211,6 +221,9 @@ func Start(t testing.TB, opts Options) *Sim {
 	}
 	if opts.VMPower && !opts.VMSerial {
 		t.Fatalf("ipmisim: VMPower needs VMSerial")
+	}
+	if opts.VMPower && opts.Machine != "" {
+		t.Fatalf("ipmisim: Machine and VMPower both name the machine")
 	}
 	host := opts.Host
 	if host == "" {
@@ -390,7 +403,7 @@ func (s *Sim) writeFiles(opts Options) error {
 		}
 	}
 	script := filepath.Join(s.Dir, "chassis")
-	if err := os.WriteFile(script, []byte(chassisScript(s.Dir)), 0o755); err != nil {
+	if err := os.WriteFile(script, []byte(chassisScript(s.Dir, opts.Machine)), 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(filepath.Join(s.Dir, "emu.cmd"), []byte(emulatorCommands), 0o644)
@@ -587,11 +600,14 @@ mc_enable 0x20
 // chassisScript is the simulated hardware. ipmi_sim runs it as
 // "chassis 0x20 get NAME..." and expects "NAME:VALUE" lines back, or as
 // "chassis 0x20 set NAME VALUE..." to change something. It keeps each value in
-// a file of dir, replaced atomically, and returns at once.
-func chassisScript(dir string) string {
+// a file of dir, replaced atomically, and returns at once. With machine
+// set, it also hands each change to that program and asks it for the power
+// state (see Options.Machine).
+func chassisScript(dir, machine string) string {
 	return `#!/bin/sh
 # Simulated machine behind a bareflow test BMC (package ipmisim).
 D=` + shellQuote(dir) + `
+M=` + shellQuote(machine) + `
 shift # the BMC's IPMB address
 op=$1
 shift
@@ -601,7 +617,14 @@ case $op in
 get)
 	for k in "$@"; do
 		case $k in
-		power|boot) get "$k" ;;
+		power)
+			if [ -n "$M" ]; then
+				v=$("$M" status 2>>"$D/machine.log") || v=0
+				put power "$v"
+			fi
+			get power
+			;;
+		boot) get boot ;;
 		esac
 	done
 	;;
@@ -615,6 +638,9 @@ set)
 		boot) put boot "$v" ;;
 		shutdown) [ -e "$D/ignore_soft_off" ] || put power 0 ;;
 		esac
+		if [ -n "$M" ]; then
+			"$M" "$k" "$v" </dev/null >>"$D/machine.log" 2>&1
+		fi
 	done
 	;;
 *)
