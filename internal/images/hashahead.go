@@ -23,6 +23,10 @@ type hashAhead struct {
 	stop chan struct{}
 	cur  hashedChunk
 	off  int
+	// failed is set once the file itself failed to read (an error other
+	// than its end): a decoder's error after that may come from the
+	// transport; before it, it is about the data.
+	failed atomic.Bool
 }
 
 type hashedChunk struct {
@@ -71,6 +75,9 @@ func (a *hashAhead) run(src io.Reader, h hash.Hash, n *atomic.Int64) {
 func (a *hashAhead) Read(p []byte) (int, error) {
 	for a.off == len(a.cur.buf) {
 		if a.cur.err != nil {
+			if a.cur.err != io.EOF {
+				a.failed.Store(true)
+			}
 			return 0, a.cur.err
 		}
 		if a.cur.buf != nil {
@@ -82,6 +89,9 @@ func (a *hashAhead) Read(p []byte) (int, error) {
 	a.off += n
 	return n, nil
 }
+
+// sourceFailed reports whether reading the file itself failed.
+func (a *hashAhead) sourceFailed() bool { return a.failed.Load() }
 
 // close stops the goroutine once its read in progress returns (the caller
 // closes the response body or cancels the request to end it).

@@ -244,6 +244,9 @@ type run struct {
 	skipSrc   int64 // qcow2: clusters below this file offset are already good
 	size      int64 // of the image file, -1 when unknown
 	format    Format
+	// compressed reads the file under a gzip or zstd decoder; nil for
+	// raw and qcow2 images.
+	compressed *hashAhead
 
 	bytesIn, bytesOut, written atomic.Int64
 	metaIn                     atomic.Int64 // fetched by range requests for tables
@@ -468,6 +471,7 @@ func (r *run) decoder(br *bufio.Reader) (src, file io.Reader, closeSrc func(), e
 		return hr, hr, func() {}, nil
 	}
 	ha := newHashAhead(br, r.hash, &r.bytesIn)
+	r.compressed = ha
 	switch r.format {
 	case FormatGzip:
 		z, err := gzip.NewReader(ha)
@@ -687,6 +691,12 @@ func (r *run) checkpoint(off int64) *checkpoint {
 func (r *run) readError(err error) error {
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%w: at byte %d: %v", ErrTruncated, r.bytesIn.Load(), err)
+	}
+	// A decoder that fails while the file reads fine (a bad frame, a CRC
+	// that does not match) has found the compressed data corrupt: another
+	// try would fail the same way.
+	if r.compressed != nil && !r.compressed.sourceFailed() && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %s stream invalid at byte %d of the file: %v", ErrCorruptImage, r.format, r.bytesIn.Load(), err)
 	}
 	return fmt.Errorf("read image at byte %d: %w", r.bytesIn.Load(), err)
 }

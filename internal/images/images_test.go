@@ -260,6 +260,27 @@ func TestTruncated(t *testing.T) {
 	}
 }
 
+// A compressed image whose stream is damaged (one byte changed in the
+// middle, while the download itself works) fails as corrupt, not as a
+// write failure that a retry could fix.
+func TestCorruptCompressed(t *testing.T) {
+	img := buildImage(t)
+	for name, file := range map[string][]byte{"gzip": img.gz, "zstd": img.zst} {
+		t.Run(name, func(t *testing.T) {
+			bad := bytes.Clone(file)
+			bad[len(bad)/2] ^= 0x5a
+			srv := newServer(t, bad)
+			_, err := (&Writer{}).Write(t.Context(), Job{URL: srv.URL, Checksum: sha256Of(file), Target: filepath.Join(t.TempDir(), "disk")})
+			if !errors.Is(err, ErrCorruptImage) {
+				t.Fatalf("error: got %v, want ErrCorruptImage", err)
+			}
+			if errors.Is(err, ErrTruncated) {
+				t.Errorf("error %v: a damaged stream is not a truncated download", err)
+			}
+		})
+	}
+}
+
 func TestHeaders(t *testing.T) {
 	img := buildImage(t)
 	srv := newServer(t, img.gz)
