@@ -34,7 +34,7 @@ PKGS ?= ./...
 # `make fuzz`: how long each Fuzz* target runs.
 FUZZTIME ?= 10s
 
-.PHONY: help build ramdisk run test lint fmt-check vet workflowcheck check-imports bench bench-images fuzz image clean
+.PHONY: help build ramdisk run test e2e lint fmt-check vet workflowcheck check-imports bench bench-images fuzz image clean
 
 help: ## List the targets.
 	@echo 'Usage: make <target> [VAR=value …]'
@@ -67,6 +67,16 @@ test: lint ## Lint, then run every test (-race except the embedded-server packag
 	BAREFLOW_REQUIRE_INTEGRATION='$(BAREFLOW_REQUIRE_INTEGRATION)' \
 		$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TEST_FLAGS) $(SERVER_PKGS)
 
+# `make e2e`: where its artefacts go (serial logs, operation histories,
+# timings), and its bound.
+E2E_ARTIFACTS ?= $(CURDIR)/artifacts/e2e
+E2E_TIMEOUT ?= 45m
+
+e2e: ramdisk ## End to end (root): a rack of three QEMU machines from power-on to installed, reinstalled, wiped, through crashes; artefacts in artifacts/e2e.
+	scripts/ensure-postgres.sh
+	BAREFLOW_REQUIRE_INTEGRATION=1 BAREFLOW_E2E_ARTIFACTS='$(E2E_ARTIFACTS)' \
+		$(GO) test -tags e2e -run '^TestE2E' -parallel 4 -count=1 -v -timeout $(E2E_TIMEOUT) ./cmd/bareflow
+
 lint: fmt-check vet workflowcheck check-imports ## gofmt, go vet, workflowcheck and the workflows import check.
 
 fmt-check: ## Fail when a Go file is not gofmt-formatted.
@@ -77,8 +87,9 @@ fmt-check: ## Fail when a Go file is not gofmt-formatted.
 	fi; \
 	echo 'gofmt: ok'
 
-vet: ## go vet every package.
+vet: ## go vet every package (and the end-to-end test, built with -tags e2e).
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags e2e ./cmd/bareflow
 
 workflowcheck: ## Check workflow code for non-determinism (pinned go tool).
 	$(GO) tool workflowcheck ./workflows/...

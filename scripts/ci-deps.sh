@@ -16,6 +16,7 @@
 #                       filesystems without mounting them
 #   systemd-boot-efi    systemd-boot, the bootable test OS image's UEFI boot loader
 #   ovmf                UEFI firmware for QEMU: the test OS image's UEFI boot test
+#   isc-dhcp-relay      dhcrelay, the DHCP relay in front of a remote segment in `make e2e`
 #   tmux                the pseudo-terminal of the serial console CLI test
 #   ramdisk/packages.txt  what `make ramdisk` and its QEMU test use
 #
@@ -39,6 +40,7 @@ needs=(
 	"mtools mtools"
 	"systemd-boot-efi systemd-boot-efi"
 	"ovmf ovmf"
+	"isc-dhcp-relay isc-dhcp-relay"
 )
 
 # The ramdisk's build tools, the tools it carries and its QEMU test.

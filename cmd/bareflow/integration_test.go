@@ -97,6 +97,8 @@ type devOptions struct {
 	apiPort, temporalPort int
 	bootPort              int
 	extraEnv              []string
+	// extraArgs are flags of `bareflow dev` beyond those startDev gives.
+	extraArgs []string
 	// netns, when set, runs the process inside that network namespace
 	// (ip netns exec), and client is then an HTTP client that reaches its
 	// API there.
@@ -154,6 +156,7 @@ func startDevOnce(t *testing.T, o devOptions) (p *devProcess, clash bool) {
 		"--data-dir", o.dataDir, "--database-url", o.dsn,
 		"--api-addr", fmt.Sprintf("127.0.0.1:%d", o.apiPort),
 		"--temporal-addr", fmt.Sprintf("127.0.0.1:%d", o.temporalPort)}
+	argv = append(argv, o.extraArgs...)
 	if o.netns != "" {
 		// ip execs the binary under its own PID.
 		argv = append([]string{"ip", "netns", "exec", o.netns}, argv...)
