@@ -98,6 +98,19 @@ type wsConsole struct {
 // travels as a subprotocol, as a browser sends it, else as a header.
 func dialConsole(t *testing.T, dev *devProcess, machineID, query string, protocolToken bool) (*wsConsole, error) {
 	t.Helper()
+	cfg := consoleConfig(t, dev, machineID, query, protocolToken)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := cfg.DialContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newWSConsole(t, conn), nil
+}
+
+// consoleConfig is the websocket configuration of a machine's console.
+func consoleConfig(t *testing.T, dev *devProcess, machineID, query string, protocolToken bool) *websocket.Config {
+	t.Helper()
 	u := strings.Replace(dev.apiURL, "http://", "ws://", 1) + "/api/v1/machines/" + machineID + "/console"
 	if query != "" {
 		u += "?" + query
@@ -112,12 +125,13 @@ func dialConsole(t *testing.T, dev *devProcess, machineID, query string, protoco
 	} else {
 		cfg.Header.Set("Authorization", "Bearer "+dev.token)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := cfg.DialContext(ctx)
-	if err != nil {
-		return nil, err
-	}
+	return cfg
+}
+
+// newWSConsole reads what the console websocket conn sends until it
+// closes; the connection is closed when the test ends.
+func newWSConsole(t *testing.T, conn *websocket.Conn) *wsConsole {
+	t.Helper()
 	if got := conn.Config().Protocol; len(got) != 1 || got[0] != "bareflow.console" {
 		t.Errorf("negotiated subprotocol: got %q, want [bareflow.console]", got)
 	}
@@ -135,7 +149,7 @@ func dialConsole(t *testing.T, dev *devProcess, machineID, query string, protoco
 			w.mu.Unlock()
 		}
 	}()
-	return w, nil
+	return w
 }
 
 func (w *wsConsole) output() string {

@@ -5,8 +5,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,8 +23,10 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	"golang.org/x/net/websocket"
 
 	"bareflow/contract"
+	"bareflow/internal/lab/qemulab"
 )
 
 // e2eMachines is the rack: three machines of different hardware, one of
@@ -194,6 +198,7 @@ func (r *e2eRun) machine(t *testing.T, m *e2eMachine) {
 		_, steps := r.install(t, m, "reinstall", m.name+"-r2")
 		r.installTimings(m, "reinstall", steps)
 	case "rack-b-01":
+		r.console(t, m, m.name)
 		r.wipe(t, m)
 	}
 
@@ -537,6 +542,51 @@ func (r *e2eRun) installTimings(m *e2eMachine, kind string, steps []opStep) {
 	r.record(m.name, kind+"_bareflow_overhead_s", total-boot-write-osUp)
 	if img, ok := r.images[m.image]; ok && write > 0 {
 		r.recordValue(m.name, kind+"_write_MBps", float64(int(float64(img.rawSize)/write.Seconds()/1e6*10))/10)
+	}
+}
+
+// console types a command on the installed system's serial console
+// through bareflow's console websocket (IPMI serial over LAN to the VM's
+// serial port) and reads its answer; then the console log kept by the API
+// must hold it too.
+func (r *e2eRun) console(t *testing.T, m *e2eMachine, hostname string) {
+	e := r.lab
+	dev := e.api()
+	u, err := url.Parse(dev.apiURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := qemulab.DialIn(e.l.NS, u.Host, 10*time.Second)
+	if err != nil {
+		t.Fatalf("dial the API in the lab: %v", err)
+	}
+	ws, err := websocket.NewClient(consoleConfig(t, dev, m.id, "", false), conn)
+	if err != nil {
+		t.Fatalf("console websocket of %s: %v", m.name, err)
+	}
+	w := newWSConsole(t, ws)
+	want := "console-says-" + hostname
+	// The first keys may arrive before the SOL session is up: type the
+	// command again until its answer shows.
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(w.output(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("console of %s: no %q in %q", m.name, want, tail(w.output(), 10))
+		}
+		w.send(t, "echo console-says-$(hostname)\r")
+		time.Sleep(3 * time.Second)
+	}
+	t.Logf("%s: typed through the console websocket, the installed system answered %q", m.name, want)
+	ws.Close()
+	req, _ := http.NewRequest("GET", dev.apiURL+"/api/v1/machines/"+m.id+"/console/log", nil)
+	req.Header.Set("Authorization", "Bearer "+dev.token)
+	resp, err := dev.client.Do(req)
+	if err != nil {
+		t.Fatalf("console log: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+		t.Errorf("GET console/log: %d, %d bytes, want 200 with %q", resp.StatusCode, len(b), want)
 	}
 }
 
