@@ -3,10 +3,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -228,19 +229,17 @@ func (e *e2eLab) call(t *testing.T, method, path string, in, out any) int {
 	}
 }
 
-// try is call without the test: the transport error is returned.
+// try is call without the test: a transport error is returned, for the
+// caller to retry.
 func (p *devProcess) try(method, path, token string, in, out any) (int, error) {
-	var body *strings.Reader
+	body := []byte{}
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
 			return 0, err
 		}
-		body = strings.NewReader(string(b))
-	} else {
-		body = strings.NewReader("")
 	}
-	req, err := http.NewRequest(method, p.apiURL+"/api/v1"+path, body)
+	req, err := http.NewRequest(method, p.apiURL+"/api/v1"+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -251,15 +250,13 @@ func (p *devProcess) try(method, path, token string, in, out any) (int, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	var raw json.RawMessage
-	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil && !errors.Is(err, context.Canceled) && resp.StatusCode != http.StatusNoContent {
-		if resp.StatusCode >= 500 {
-			return 0, fmt.Errorf("status %d", resp.StatusCode)
-		}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
 	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode %q: %w", raw, err)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %q: %w", data, err)
 		}
 	}
 	return resp.StatusCode, nil
@@ -281,7 +278,7 @@ func (e *e2eLab) crashDev(t *testing.T) {
 
 // crashWorker kills bareflow worker with SIGKILL, leaves it down
 // e2eRestartWait and starts another.
-func (e *e2eLab) crashWorker(t *testing.T) {
+func (e *e2eLab) crashWorker() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.worker.kill(syscall.SIGKILL)

@@ -482,7 +482,7 @@ func (r *e2eRun) install(t *testing.T, m *e2eMachine, kind, hostname string) (ap
 			if pct, _ := strconv.Atoi(p[1]); pct >= 40 {
 				killed = true
 				t.Logf("crash drill: bareflow worker killed (SIGKILL) at %q", o.Step)
-				e.crashWorker(t)
+				e.crashWorker()
 				t.Logf("crash drill: bareflow worker up again")
 			}
 		}
