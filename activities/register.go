@@ -488,6 +488,9 @@ func (a *Registration) ConfigureBMC(ctx context.Context, in ConfigureBMCInput) (
 				contract.ErrBMCSetupFailed, nil)
 		}
 		addr, err := a.Keeper.AllocateBMCAddr(ctx, network.Name, mac, in.MachineID)
+		if errors.Is(err, ErrBMCSetupPermanent) {
+			return ConfigureBMCResult{}, temporal.NewNonRetryableApplicationError("allocate a BMC address on "+network.Name+": "+err.Error(), contract.ErrBMCSetupFailed, nil)
+		}
 		if err != nil {
 			return ConfigureBMCResult{}, recordError("allocate a BMC address on "+network.Name, err)
 		}

@@ -177,6 +177,11 @@ func (k *registrationKeeper) AllocateBMCAddr(ctx context.Context, network, mac, 
 		return netip.Addr{}, storeErr(err)
 	}
 	l, err := k.st.AllocateReserved(ctx, n, hw, machineID)
+	if errors.Is(err, store.ErrConflict) {
+		// The pool is used up, or the MAC holds an address for another
+		// machine: the operator must act.
+		return netip.Addr{}, fmt.Errorf("%w: %w", activities.ErrBMCSetupPermanent, err)
+	}
 	if err != nil {
 		return netip.Addr{}, storeErr(err)
 	}

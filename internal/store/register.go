@@ -414,6 +414,12 @@ func (s *Store) BMCNetwork(ctx context.Context, name string) (Network, error) {
 // the same MAC returns the same address.
 func (s *Store) AllocateReserved(ctx context.Context, n Network, mac net.HardwareAddr, machineID string) (Lease, error) {
 	if l, err := s.GetLeaseByMAC(ctx, n.ID, mac); err == nil && l.Reserved {
+		if l.MachineID != "" && l.MachineID != machineID {
+			// Two BMCs with one MAC: handing the address out twice would
+			// make both answer (or neither) at it.
+			return Lease{}, fmt.Errorf("allocate address on %s for %s: %w: the MAC already holds %s for machine %s",
+				n.Name, mac, ErrConflict, l.Addr, l.MachineID)
+		}
 		return l, nil
 	}
 	offer, err := s.OfferLease(ctx, LeaseRequest{NetworkID: n.ID, MAC: mac, Pool: PoolOf(n), Hold: time.Minute, MachineID: machineID})

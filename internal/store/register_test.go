@@ -241,6 +241,15 @@ func TestBMCNetworkAllocation(t *testing.T) {
 	if err != nil || other.Addr == l1.Addr || !inRange(other.Addr) {
 		t.Errorf("second BMC: got %s, %v, want the other address of the range", other.Addr, err)
 	}
+	// Another machine whose BMC reports the same MAC (a cloned or
+	// misconfigured BMC) does not get the address a second time.
+	m2, err := s.CreateMachine(ctx, store.MachineCreate{Name: "alloc-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.AllocateReserved(ctx, n, mac, m2.ID); !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), m.ID) {
+		t.Errorf("same MAC for another machine: got %s, %v; want ErrConflict naming %s", l.Addr, err, m.ID)
+	}
 	if _, err := s.AllocateReserved(ctx, n, mustMAC(t, "0c:c4:7a:00:00:03"), m.ID); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("pool exhausted: got %v, want ErrConflict", err)
 	}
