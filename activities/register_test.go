@@ -26,6 +26,7 @@ type fakeKeeper struct {
 	passwords map[string]string
 	generated int
 	committed []netip.AddrPort
+	allocErr  error
 }
 
 func (k *fakeKeeper) MachineFacts(context.Context, string) (activities.MachineFacts, error) {
@@ -57,6 +58,9 @@ func (k *fakeKeeper) BMCNetwork(_ context.Context, name string) (activities.BMCN
 }
 
 func (k *fakeKeeper) AllocateBMCAddr(_ context.Context, _, mac, _ string) (netip.Addr, error) {
+	if k.allocErr != nil {
+		return netip.Addr{}, k.allocErr
+	}
 	if a, ok := k.allocated[mac]; ok {
 		return a, nil
 	}
@@ -188,6 +192,7 @@ func TestConfigureBMC(t *testing.T) {
 		network    *activities.BMCNetwork
 		mac        string
 		confErr    error
+		allocErr   error
 		keepAddr   string
 		wantSource string
 		wantAddr   string
@@ -203,9 +208,12 @@ func TestConfigureBMC(t *testing.T) {
 		"no LAN channel":                     {network: network, mac: "d0:94:66:00:00:01", confErr: fmt.Errorf("%w: no LAN channel", activities.ErrBMCSetupPermanent), wantCode: contract.ErrBMCSetupFailed},
 		"BMC busy":                           {network: network, mac: "d0:94:66:00:00:01", confErr: errors.New("ipmitool timed out"), wantCode: "wrapError", retryable: true},
 		"skip is not a set-up":               {mode: contract.BMCSetupSkip, wantCode: contract.ErrInvalidInput},
+		"MAC holds another machine's address": {network: network, mac: "d0:94:66:00:00:01",
+			allocErr: fmt.Errorf("%w: the MAC already holds 203.0.113.11 for machine m2", activities.ErrBMCSetupPermanent), wantCode: contract.ErrBMCSetupFailed},
+		"address store down": {network: network, mac: "d0:94:66:00:00:01", allocErr: errors.New("connection refused"), wantCode: "wrapError", retryable: true},
 	} {
 		t.Run(name, func(t *testing.T) {
-			k := &fakeKeeper{network: tc.network, allocated: map[string]netip.Addr{}, passwords: map[string]string{}}
+			k := &fakeKeeper{network: tc.network, allocated: map[string]netip.Addr{}, passwords: map[string]string{}, allocErr: tc.allocErr}
 			c := &fakeConfigurer{mac: tc.mac, err: tc.confErr}
 			if tc.keepAddr != "" {
 				c.result.Addr = netip.MustParseAddr(tc.keepAddr)
