@@ -17,6 +17,7 @@
 #   systemd-boot-efi    systemd-boot, the bootable test OS image's UEFI boot loader
 #   ovmf                UEFI firmware for QEMU: the test OS image's UEFI boot test
 #   isc-dhcp-relay      dhcrelay, the DHCP relay in front of a remote segment in `make e2e`
+#   iptables            `make e2e`: a BMC answers at the address bareflow gives it (DNAT)
 #   tmux                the pseudo-terminal of the serial console CLI test
 #   ramdisk/packages.txt  what `make ramdisk` and its QEMU test use
 #
@@ -41,6 +42,7 @@ needs=(
 	"systemd-boot-efi systemd-boot-efi"
 	"ovmf ovmf"
 	"isc-dhcp-relay isc-dhcp-relay"
+	"iptables iptables"
 )
 
 # The ramdisk's build tools, the tools it carries and its QEMU test.

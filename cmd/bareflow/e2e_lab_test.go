@@ -54,7 +54,12 @@ const (
 	e2eRemoteNet = "192.0.2.0/24"
 	e2eRemoteGW  = "192.0.2.1"
 	e2eBMCGW     = "203.0.113.1"
-	e2eImagePort = "8099"
+	e2eBMCNet    = "203.0.113.0/24"
+	// The BMC network's pool, from which registration gives each BMC its
+	// address.
+	e2eBMCPoolStart = "203.0.113.100"
+	e2eBMCPoolEnd   = "203.0.113.109"
+	e2eImagePort    = "8099"
 	// e2eImageRate bounds each image download (bytes per second), as a
 	// busy image server would: the write of the uncompressed image then
 	// takes long enough to kill the worker in its middle.
@@ -90,7 +95,7 @@ type e2eMachine struct {
 	uuid      string
 	smp       int
 	disks     []e2eDisk
-	bmcIP     string
+	bmcIP     string // where its BMC (ipmi_sim) listens
 	osAddr    string // CIDR
 	gateway   string
 	image     string // the image it installs
@@ -101,6 +106,9 @@ type e2eMachine struct {
 	dir     string
 	sim     *ipmisim.Sim
 	id      string
+	// bmcAddr is the address bareflow gave the BMC in-band (bmcIP
+	// without a BMC network).
+	bmcAddr string
 }
 
 func (m *e2eMachine) diskFile(i int) string {
@@ -166,11 +174,18 @@ func (m *e2eMachine) qemuArgs(vmPort int, diskFirst bool) []string {
 	)
 }
 
-// ipmitool runs ipmitool against the machine's BMC from its namespace.
+// ipmitool runs ipmitool against the machine's BMC at the address it
+// started with, from the machine's namespace: the operator at the rack.
 func (m *e2eMachine) ipmitool(user, password string, args ...string) (string, error) {
+	return ipmitoolIn(m.ns, m.bmcIP, user, password, args...)
+}
+
+// ipmitoolIn runs ipmitool over lanplus (cipher suite 3, port 623) against
+// host from namespace ns, the password in the environment.
+func ipmitoolIn(ns, host, user, password string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	base := []string{"netns", "exec", m.ns, "ipmitool", "-I", "lanplus", "-C", "3", "-H", m.bmcIP, "-p", "623", "-U", user, "-E"}
+	base := []string{"netns", "exec", ns, "ipmitool", "-I", "lanplus", "-C", "3", "-H", host, "-p", "623", "-U", user, "-E"}
 	cmd := exec.CommandContext(ctx, "ip", append(base, args...)...)
 	cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+password)
 	out, err := cmd.CombinedOutput()
@@ -350,9 +365,9 @@ func newE2ELab(t *testing.T) *e2eLab {
 	if os.Geteuid() != 0 {
 		qemulab.SkipOrFail(t, "network namespaces, taps and QEMU's bridge need root")
 	}
-	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "ip", "ipmi_sim", "ipmitool", "dhcrelay", "wipefs", "blkid", "go"} {
+	for _, tool := range []string{"qemu-system-x86_64", "qemu-img", "ip", "ipmi_sim", "ipmitool", "dhcrelay", "iptables", "wipefs", "blkid", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			qemulab.SkipOrFail(t, "%s is not installed (packages qemu-system-x86, qemu-utils, iproute2, openipmi, ipmitool, isc-dhcp-relay, util-linux)", tool)
+			qemulab.SkipOrFail(t, "%s is not installed (packages qemu-system-x86, qemu-utils, iproute2, openipmi, ipmitool, isc-dhcp-relay, iptables, util-linux)", tool)
 		}
 	}
 	for _, f := range []string{e2eOVMFCode, e2eOVMFVars, "/usr/lib/ipxe/qemu/efi-virtio.rom", "/usr/lib/ipxe/qemu/efi-e1000.rom"} {
@@ -398,6 +413,9 @@ func newE2ELab(t *testing.T) *e2eLab {
 	e.r.Exec(t, "ip", "link", "set", "vdn0", "up")
 	e.r.Exec(t, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
 	e.l.Exec(t, "ip", "route", "add", e2eRemoteNet, "via", e2eRelayUp)
+	// The BMC network is reachable from the remote segment through L: IPMI
+	// from bareflow to a BMC there comes from L's BMC address.
+	e.r.Exec(t, "ip", "route", "add", e2eBMCNet, "via", e2eServerIP)
 	e.r.AdvertiseNoRouter(t)
 	e.startRelay(t)
 
@@ -527,7 +545,7 @@ func (e *e2eLab) addMachine(t *testing.T, m *e2eMachine, vmpower string, solPort
 	if err := os.WriteFile(hook, []byte("#!/bin/sh\nexec "+vmpower+" "+m.dir+" \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	mac, _ := net.ParseMAC("02:00:00:e2:00:" + m.pxeMAC[len(m.pxeMAC)-2:])
+	mac, _ := net.ParseMAC("02:00:00:e2:" + m.pxeMAC[len(m.pxeMAC)-5:])
 	m.sim = ipmisim.Start(t, ipmisim.Options{
 		Netns: m.ns, Host: m.bmcIP, Port: 623, VMSerial: true, Machine: hook,
 		SOL: fmt.Sprintf("telnet:127.0.0.1:%d", solPort),
@@ -550,6 +568,49 @@ func (e *e2eLab) addMachine(t *testing.T, m *e2eMachine, vmpower string, solPort
 			_ = os.WriteFile(filepath.Join(e.artifacts, m.name+"-bmc-hardware.log"), b, 0o644)
 		}
 	})
+}
+
+// followBMCAddresses makes each BMC answer at the address bareflow gives
+// it in-band, as a real BMC does once its LAN settings change. ipmi_sim
+// keeps listening where it started; so when a BMC's LAN store shows a new
+// static address, a DNAT rule in L (where bareflow runs) sends IPMI for that
+// address to where the BMC listens. Polled every 200 ms until the test ends.
+func (e *e2eLab) followBMCAddresses(t *testing.T, machines []*e2eMachine) {
+	t.Helper()
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	mapped := map[string]string{}
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			for _, m := range machines {
+				st, err := m.sim.LAN()
+				if err != nil || st.IPSource != "static" || !st.Addr.IsValid() || st.Addr.IsUnspecified() {
+					continue
+				}
+				addr := st.Addr.String()
+				if addr == m.bmcIP || mapped[m.name] == addr {
+					continue
+				}
+				out, err := exec.Command("ip", "netns", "exec", e.l.NS, "iptables", "-t", "nat", "-A", "OUTPUT",
+					"-d", addr, "-p", "udp", "--dport", "623", "-j", "DNAT", "--to-destination", m.bmcIP+":623").CombinedOutput()
+				if err != nil {
+					t.Errorf("map BMC address %s to %s: %v: %s", addr, m.bmcIP, err, out)
+					continue
+				}
+				mapped[m.name] = addr
+				t.Logf("%s: its BMC was given %s in-band; IPMI to it now reaches %s", m.name, addr, m.bmcIP)
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { close(done); <-stopped })
 }
 
 // temporalClient dials the embedded Temporal from inside the lab's

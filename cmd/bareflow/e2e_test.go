@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -84,6 +85,14 @@ func TestE2ERack(t *testing.T) {
 	for i, m := range machines {
 		e.addMachine(t, m, vmpower, 5901+i)
 	}
+	// The BMC network: registration gives each BMC an address of it
+	// in-band, and the lab makes the BMC answer there.
+	var ae apiErr
+	if code := e.call(t, "POST", "/networks", map[string]any{"name": "bmc", "kind": "bmc", "cidr": e2eBMCNet, "gateway": e2eBMCGW,
+		"range_start": e2eBMCPoolStart, "range_end": e2eBMCPoolEnd, "bmc_port": 623}, &ae); code != http.StatusCreated {
+		t.Fatalf("create the BMC network: got %d %+v", code, ae.Error)
+	}
+	e.followBMCAddresses(t, machines)
 	images := e.serveImages(t)
 
 	run := &e2eRun{lab: e, images: images, timings: map[string]map[string]float64{}}
@@ -114,13 +123,9 @@ type e2eRun struct {
 	devKilledAt     time.Time
 }
 
+// record keeps a phase's duration, in seconds, for timings.json.
 func (r *e2eRun) record(machine, phase string, d time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.timings[machine] == nil {
-		r.timings[machine] = map[string]float64{}
-	}
-	r.timings[machine][phase] = d.Round(100 * time.Millisecond).Seconds()
+	r.recordValue(machine, phase, d.Round(100*time.Millisecond).Seconds())
 }
 
 func (r *e2eRun) recordValue(machine, name string, v float64) {
@@ -215,7 +220,7 @@ func (r *e2eRun) machine(t *testing.T, m *e2eMachine) {
 		t.Errorf("%s: QEMU still runs after bareflow's power off", m.name)
 	}
 	pw := bmcPassword(t, e.dsn, e.opts.dataDir, m.id)
-	if out, err := m.ipmitool(contract.DefaultBMCUsername, pw, "chassis", "power", "status"); err != nil || !strings.Contains(out, "is off") {
+	if out, err := ipmitoolIn(e.l.NS, m.bmcAddr, contract.DefaultBMCUsername, pw, "chassis", "power", "status"); err != nil || !strings.Contains(out, "is off") {
 		t.Errorf("ipmitool chassis power status with bareflow's credentials: %v %q, want off", err, out)
 	}
 	r.record(m.name, "whole_run_s", time.Since(poweredAt))
@@ -377,11 +382,22 @@ func (r *e2eRun) checkRegistered(t *testing.T, m *e2eMachine) {
 			t.Errorf("RAID controllers %+v: no MegaRAID (megaraid_sas)", inv.RAID)
 		}
 	}
-	if got.BMC == nil || got.BMC.Address != net.JoinHostPort(m.bmcIP, "623") || got.BMC.User != contract.DefaultBMCUsername || !got.BMC.PasswordSet {
-		t.Fatalf("BMC: got %+v, want %s:623 with user %s", got.BMC, m.bmcIP, contract.DefaultBMCUsername)
+	// The address bareflow gave the BMC in-band, from the BMC network's
+	// pool: what the BMC itself reports, and what bareflow recorded.
+	lan, err := m.sim.LAN()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := netip.MustParsePrefix("203.0.113.96/28")
+	if lan.IPSource != "static" || !pool.Contains(lan.Addr) || lan.Gateway.String() != e2eBMCGW {
+		t.Errorf("BMC LAN settings: got %+v, want a static address of %s-%s via %s", lan, e2eBMCPoolStart, e2eBMCPoolEnd, e2eBMCGW)
+	}
+	m.bmcAddr = lan.Addr.String()
+	if got.BMC == nil || got.BMC.Address != net.JoinHostPort(m.bmcAddr, "623") || got.BMC.User != contract.DefaultBMCUsername || !got.BMC.PasswordSet {
+		t.Fatalf("BMC: got %+v, want %s:623 with user %s", got.BMC, m.bmcAddr, contract.DefaultBMCUsername)
 	}
 	pw := bmcPassword(t, e.dsn, e.opts.dataDir, m.id)
-	users, err := m.ipmitool(contract.DefaultBMCUsername, pw, "user", "list", "1")
+	users, err := ipmitoolIn(e.l.NS, m.bmcAddr, contract.DefaultBMCUsername, pw, "user", "list", "1")
 	if err != nil || !regUserIsAdmin(users, contract.DefaultBMCUsername) {
 		t.Errorf("ipmitool user list with bareflow's credentials: %v\n%s", err, users)
 	}
