@@ -196,3 +196,49 @@ func TestChassisScriptIsQuick(t *testing.T) {
 		}
 	}
 }
+
+// TestMachineHook: with Options.Machine, every change the BMC is asked for
+// reaches the machine's program, and the power state is what that program
+// says, not what was last asked: a machine that turned itself off reads
+// off.
+func TestMachineHook(t *testing.T) {
+	dir := t.TempDir()
+	hook := filepath.Join(dir, "machine")
+	script := `#!/bin/sh
+D=` + dir + `
+if [ "$1" = status ]; then cat "$D/on" 2>/dev/null || echo 0; exit 0; fi
+echo "$1 $2" >> "$D/got"
+if [ "$1" = power ]; then echo "$2" > "$D/on"; fi
+`
+	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := ipmisim.Start(t, ipmisim.Options{Machine: hook})
+	mustIPMITool(t, s, "chassis", "bootdev", "pxe")
+	mustIPMITool(t, s, "chassis", "power", "on")
+	if out := mustIPMITool(t, s, "chassis", "power", "status"); !strings.Contains(out, "is on") {
+		t.Errorf("power status after on: %q", out)
+	}
+	// The machine goes off by itself (a guest shutdown, a crash).
+	if err := os.WriteFile(filepath.Join(dir, "on"), []byte("0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustIPMITool(t, s, "chassis", "power", "status"); !strings.Contains(out, "is off") {
+		t.Errorf("power status after the machine went off: %q, want off", out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "got"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A request ipmitool sent again (no answer within its timeout) is
+	// passed on again: the same line twice counts once.
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if len(got) == 0 || got[len(got)-1] != line {
+			got = append(got, line)
+		}
+	}
+	if want := []string{"boot pxe", "power 1"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("machine program got %q, want %q", got, want)
+	}
+}
