@@ -151,9 +151,9 @@ type Options struct {
 	// recording each change it is asked for ("power 1", "power 0",
 	// "reset 1", "boot pxe", "boot default", "shutdown 1"), and
 	// "Machine status" to answer a power query, which must print 1 (on) or
-	// 0 (off). ipmi_sim waits while it runs: it must return well within a
-	// second, leaving anything slow to a process of its own. Not with
-	// VMPower.
+	// 0 (off). When it fails, the BMC answers the request with an error.
+	// ipmi_sim waits while it runs: it must return well within a second,
+	// leaving anything slow to a process of its own. Not with VMPower.
 	Machine string
 }
 
@@ -639,7 +639,8 @@ set)
 		shutdown) [ -e "$D/ignore_soft_off" ] || put power 0 ;;
 		esac
 		if [ -n "$M" ]; then
-			"$M" "$k" "$v" </dev/null >>"$D/machine.log" 2>&1
+			# The hardware failed to do it: the BMC answers with an error.
+			"$M" "$k" "$v" </dev/null >>"$D/machine.log" 2>&1 || exit 1
 		fi
 	done
 	;;

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,7 +63,7 @@ func WriteMachine(dir string, pxeArgs, diskArgs []string) error {
 // while the machine's QEMU runs and 0 otherwise.
 func PowerHook(dir string, args []string) error {
 	if len(args) == 1 && args[0] == "status" {
-		if _, ok := MachinePID(dir); ok {
+		if machineOn(dir) {
 			fmt.Println("1")
 		} else {
 			fmt.Println("0")
@@ -77,12 +78,12 @@ func PowerHook(dir string, args []string) error {
 		if value == "0" {
 			return StopMachine(dir)
 		}
-		if _, ok := MachinePID(dir); ok {
+		if machineOn(dir) {
 			return nil
 		}
 		return startMachine(dir)
 	case "reset":
-		if _, ok := MachinePID(dir); !ok {
+		if !machineOn(dir) {
 			return nil // a reset does nothing to a machine that is off
 		}
 		if b, err := os.ReadFile(filepath.Join(dir, resetFile)); err == nil {
@@ -122,6 +123,14 @@ func MachinePID(dir string) (int, bool) {
 	return pid, isQEMU(pid)
 }
 
+// machineOn reports whether a QEMU of the machine runs.
+func machineOn(dir string) bool {
+	if _, ok := MachinePID(dir); ok {
+		return true
+	}
+	return len(machineQEMUs(dir)) > 0
+}
+
 // isQEMU reports whether pid is a live (not zombie) qemu-system process.
 func isQEMU(pid int) bool {
 	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
@@ -139,21 +148,54 @@ func isQEMU(pid int) bool {
 	return false
 }
 
-// StopMachine kills the machine's QEMU (a power loss) and waits until it is
-// gone, so its tap device is free for the next start.
-func StopMachine(dir string) error {
-	pid, ok := MachinePID(dir)
-	if !ok {
+// machineQEMUs returns the PIDs of every live QEMU started for the machine
+// folder dir (their working folder), the one in qemu.pid and any other.
+func machineQEMUs(dir string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
 		return nil
 	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for deadline := time.Now().Add(killWait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if !isQEMU(pid) {
-			return nil
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !isQEMU(pid) {
+			continue
+		}
+		if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); err == nil && cwd == dir {
+			pids = append(pids, pid)
 		}
 	}
-	return fmt.Errorf("QEMU pid %d still runs %s after SIGKILL", pid, killWait)
+	return pids
 }
+
+// StopMachine kills the machine's QEMU (a power loss), and any other QEMU
+// started for it, and waits until they are gone, so that its tap device and
+// serial port are free for the next start.
+func StopMachine(dir string) error {
+	pids := machineQEMUs(dir)
+	if pid, ok := MachinePID(dir); ok && !slices.Contains(pids, pid) {
+		pids = append(pids, pid)
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, pid := range pids {
+		for deadline := time.Now().Add(killWait); isQEMU(pid); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("QEMU pid %d still runs %s after SIGKILL", pid, killWait)
+			}
+		}
+	}
+	return nil
+}
+
+// startTries and startWatch: a QEMU that exits within startWatch of its
+// start (its serial port or tap device still held for a moment by the one
+// just killed) is started again, up to startTries times in all.
+const (
+	startTries = 4
+	startWatch = 300 * time.Millisecond
+)
 
 func startMachine(dir string) error {
 	boot, _ := os.ReadFile(filepath.Join(dir, bootFile))
@@ -174,19 +216,31 @@ func startMachine(dir string) error {
 		return err
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "--- %s: start (%s)\n", time.Now().Format(time.RFC3339Nano), name)
-	cmd := exec.Command("qemu-system-x86_64", args...)
-	cmd.Dir = dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return err
+	var exitErr error
+	for try := 1; try <= startTries; try++ {
+		fmt.Fprintf(logf, "--- %s: start (%s), try %d\n", time.Now().Format(time.RFC3339Nano), name, try)
+		cmd := exec.Command("qemu-system-x86_64", args...)
+		cmd.Dir = dir
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, pidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+			_ = cmd.Process.Kill()
+			return err
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case exitErr = <-exited:
+			// Gone at once: try again after a moment.
+			time.Sleep(startWatch)
+		case <-time.After(startWatch):
+			// Running: it outlives the hook, like the machine its BMC
+			// switched on.
+			return nil
+		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, pidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
-		_ = cmd.Process.Kill()
-		return err
-	}
-	// Not waited for: the process outlives the hook, like the machine its
-	// BMC switched on. A QEMU that fails at once shows in qemu.log.
-	return cmd.Process.Release()
+	return fmt.Errorf("QEMU exited at once %d times (last: %v); see %s", startTries, exitErr, filepath.Join(dir, qemuLogFile))
 }

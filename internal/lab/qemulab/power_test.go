@@ -99,3 +99,33 @@ func TestPowerHook(t *testing.T) {
 		t.Errorf("a call without a value: got no error")
 	}
 }
+
+// A QEMU that exits at once (its serial port still held by the one just
+// killed) is started again.
+func TestPowerHookStartsAgain(t *testing.T) {
+	bin := t.TempDir()
+	record := filepath.Join(t.TempDir(), "started")
+	failOnce := filepath.Join(t.TempDir(), "failed")
+	script := "#!/bin/sh\necho \"$*\" >> " + record + "\n" +
+		"if [ ! -e " + failOnce + " ]; then touch " + failOnce + "; echo 'Address already in use' >&2; exit 1; fi\n" +
+		"while :; do sleep 1; done\n"
+	if err := os.WriteFile(filepath.Join(bin, "qemu-system-x86_64"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	dir := t.TempDir()
+	if err := WriteMachine(dir, []string{"-boot", "net-first"}, []string{"-boot", "disk-first"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = StopMachine(dir) })
+	hook(t, dir, "power", "1")
+	if _, on := MachinePID(dir); !on {
+		t.Fatal("off after power 1: the second start did not happen")
+	}
+	if got := started(t, record, 2); len(got) != 2 {
+		t.Errorf("starts: %q, want 2", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, qemuLogFile)); !strings.Contains(string(b), "Address already in use") {
+		t.Errorf("qemu.log lacks the first start's error: %q", b)
+	}
+}
