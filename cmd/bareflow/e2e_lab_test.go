@@ -3,11 +3,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -177,19 +174,7 @@ func (m *e2eMachine) qemuArgs(vmPort int, diskFirst bool) []string {
 // ipmitool runs ipmitool against the machine's BMC at the address it
 // started with, from the machine's namespace: the operator at the rack.
 func (m *e2eMachine) ipmitool(user, password string, args ...string) (string, error) {
-	return ipmitoolIn(m.ns, m.bmcIP, user, password, args...)
-}
-
-// ipmitoolIn runs ipmitool over lanplus (cipher suite 3, port 623) against
-// host from namespace ns, the password in the environment.
-func ipmitoolIn(ns, host, user, password string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	base := []string{"netns", "exec", ns, "ipmitool", "-I", "lanplus", "-C", "3", "-H", host, "-p", "623", "-U", user, "-E"}
-	cmd := exec.CommandContext(ctx, "ip", append(base, args...)...)
-	cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+password)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return ipmitoolIn(m.ns, m.bmcIP, 623, user, password, args...)
 }
 
 // poweredOn reports whether the machine's QEMU runs.
@@ -242,39 +227,6 @@ func (e *e2eLab) call(t *testing.T, method, path string, in, out any) int {
 		}
 		time.Sleep(time.Second)
 	}
-}
-
-// try is call without the test: a transport error is returned, for the
-// caller to retry.
-func (p *devProcess) try(method, path, token string, in, out any) (int, error) {
-	body := []byte{}
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return 0, err
-		}
-	}
-	req, err := http.NewRequest(method, p.apiURL+"/api/v1"+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode %q: %w", data, err)
-		}
-	}
-	return resp.StatusCode, nil
 }
 
 // crashDev kills bareflow dev with SIGKILL, leaves it down e2eRestartWait

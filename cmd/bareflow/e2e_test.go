@@ -220,7 +220,7 @@ func (r *e2eRun) machine(t *testing.T, m *e2eMachine) {
 		t.Errorf("%s: QEMU still runs after bareflow's power off", m.name)
 	}
 	pw := bmcPassword(t, e.dsn, e.opts.dataDir, m.id)
-	if out, err := ipmitoolIn(e.l.NS, m.bmcAddr, contract.DefaultBMCUsername, pw, "chassis", "power", "status"); err != nil || !strings.Contains(out, "is off") {
+	if out, err := ipmitoolIn(e.l.NS, m.bmcAddr, 623, contract.DefaultBMCUsername, pw, "chassis", "power", "status"); err != nil || !strings.Contains(out, "is off") {
 		t.Errorf("ipmitool chassis power status with bareflow's credentials: %v %q, want off", err, out)
 	}
 	r.record(m.name, "whole_run_s", time.Since(poweredAt))
@@ -397,7 +397,7 @@ func (r *e2eRun) checkRegistered(t *testing.T, m *e2eMachine) {
 		t.Fatalf("BMC: got %+v, want %s:623 with user %s", got.BMC, m.bmcAddr, contract.DefaultBMCUsername)
 	}
 	pw := bmcPassword(t, e.dsn, e.opts.dataDir, m.id)
-	users, err := ipmitoolIn(e.l.NS, m.bmcAddr, contract.DefaultBMCUsername, pw, "user", "list", "1")
+	users, err := ipmitoolIn(e.l.NS, m.bmcAddr, 623, contract.DefaultBMCUsername, pw, "user", "list", "1")
 	if err != nil || !regUserIsAdmin(users, contract.DefaultBMCUsername) {
 		t.Errorf("ipmitool user list with bareflow's credentials: %v\n%s", err, users)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -255,17 +256,26 @@ func (p *devProcess) kill(sig syscall.Signal) {
 // HTTP status.
 func (p *devProcess) call(t *testing.T, method, path, token string, in, out any) int {
 	t.Helper()
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body = strings.NewReader(string(b))
-	}
-	req, err := http.NewRequest(method, p.apiURL+"/api/v1"+path, body)
+	code, err := p.try(method, path, token, in, out)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return code
+}
+
+// try is call without the test: a transport error is returned, for a
+// caller that rides out a restart to retry.
+func (p *devProcess) try(method, path, token string, in, out any) (int, error) {
+	body := []byte{}
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return 0, err
+		}
+	}
+	req, err := http.NewRequest(method, p.apiURL+"/api/v1"+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -273,16 +283,19 @@ func (p *devProcess) call(t *testing.T, method, path, token string, in, out any)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := p.client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return 0, err
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
 	if out != nil && len(data) > 0 {
 		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
+			return resp.StatusCode, fmt.Errorf("decode %q: %w", data, err)
 		}
 	}
-	return resp.StatusCode
+	return resp.StatusCode, nil
 }
 
 type apiMachine struct {

@@ -594,10 +594,16 @@ func regIPMITool(t *testing.T, l *qemulab.Lab, user, password string, args ...st
 }
 
 func regIPMIToolErr(l *qemulab.Lab, user, password string, args ...string) (string, error) {
+	return ipmitoolIn(l.NS, regBMCIP, regBMCPort, user, password, args...)
+}
+
+// ipmitoolIn runs ipmitool over lanplus (cipher suite 3) against host:port
+// from the namespace ns, the password in the environment (-E).
+func ipmitoolIn(ns, host string, port int, user, password string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	base := []string{"-I", "lanplus", "-C", "3", "-H", regBMCIP, "-p", strconv.Itoa(regBMCPort), "-U", user, "-E"}
-	cmd := l.Command(ctx, "ipmitool", append(base, args...)...)
+	base := []string{"netns", "exec", ns, "ipmitool", "-I", "lanplus", "-C", "3", "-H", host, "-p", strconv.Itoa(port), "-U", user, "-E"}
+	cmd := exec.CommandContext(ctx, "ip", append(base, args...)...)
 	cmd.Env = append(os.Environ(), "IPMI_PASSWORD="+password)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
